@@ -1,0 +1,577 @@
+"""What the scripts share: data, tokenizer, batching, training, evaluation, checkpoints, results.
+
+Nothing here runs at import time. The scripts (``training.py``, ``origi.py``, ``compare_student.py``,
+``vanilla_inference.py``) import it; none of them re-implements what is here.
+"""
+
+import argparse
+import contextlib
+import copy
+import fcntl
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+DEFAULT_SOURCE = "stanfordnlp/imdb"
+LABEL_NAMES = ("neg", "pos")
+SPECIAL_TOKENS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
+                  "sep_token": "[SEP]", "mask_token": "[MASK]"}
+INFO_FILE = "training_info.json"
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json", INFO_FILE)
+
+# Sizes of each preset. smoke: seconds, for tests. quick: minutes on a 2-core CPU, on a stratified
+# subset of IMDB. full: the whole 25k pool and 25k test split. ``auto`` picks full on a GPU, else quick.
+PRESETS = {
+    "smoke": dict(
+        max_train_samples=300, max_test_samples=100, val_size=60, vocab_size=600, max_len=64,
+        teacher_size="tiny", student_size="tiny", batch_size=16, lr=3e-3,
+        initial_labels=40, query_size=40, label_budget=180, epochs=2, pool_sample=0,
+        distill_epochs=2, n_reviews=40, batch_sizes="1,8", warmup=1, repeats=3,
+    ),
+    "quick": dict(
+        max_train_samples=10000, max_test_samples=2000, val_size=500, vocab_size=16000, max_len=256,
+        teacher_size="teacher", student_size="student", batch_size=32, lr=3e-3,
+        initial_labels=1000, query_size=1000, label_budget=5500, epochs=2, pool_sample=3000,
+        distill_epochs=3, n_reviews=1000, batch_sizes="1,32,128", warmup=2, repeats=5,
+    ),
+    "full": dict(
+        max_train_samples=None, max_test_samples=None, val_size=1000, vocab_size=16000, max_len=256,
+        teacher_size="teacher", student_size="student", batch_size=32, lr=3e-3,
+        initial_labels=2000, query_size=2000, label_budget=15000, epochs=2, pool_sample=6000,
+        distill_epochs=4, n_reviews=2000, batch_sizes="1,32,128", warmup=2, repeats=5,
+    ),
+}
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad path, option, missing checkpoint): one line, exit code 2."""
+
+
+@contextlib.contextmanager
+def user_errors(prog):
+    """Turn a ``UserError`` into one line on stderr and exit code 2, with no traceback."""
+    try:
+        yield
+    except UserError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def add_common_args(parser):
+    """The flags every script takes. Preset-sized options default to None and are filled by
+    ``apply_preset``, so an explicit flag always wins over the preset."""
+    parser.add_argument("--data", default=None,
+                        help=f"hub id, parquet folder or aclImdb folder (default: $IMDB_DATA, else {DEFAULT_SOURCE})")
+    parser.add_argument("--out-dir", default="checkpoints", type=Path, help="where model folders live")
+    parser.add_argument("--results", default="results.txt", type=Path, help="results file to append to")
+    parser.add_argument("--seed", default=1, type=int)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--threads", default=None, type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--preset", default="auto", choices=["auto", *PRESETS],
+                        help="sizes: smoke (tests), quick (CPU minutes), full; auto = full on a GPU, else quick")
+    parser.add_argument("--max-train-samples", default=None, type=int,
+                        help="stratified subset of the training split (pool + validation)")
+    parser.add_argument("--max-test-samples", default=None, type=int, help="stratified subset of the test split")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    return parser
+
+
+def apply_preset(args):
+    """Fill every option left at None from the preset; returns ``args`` with ``args.preset`` resolved."""
+    if args.preset == "auto":
+        args.preset = "full" if torch.cuda.is_available() else "quick"
+    for key, value in PRESETS[args.preset].items():
+        if getattr(args, key, "absent") is None:
+            setattr(args, key, value)
+    for key in ("max_train_samples", "max_test_samples", "threads"):
+        value = getattr(args, key, None)
+        if value is not None and value < 1:
+            raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+    return args
+
+
+def setup(args):
+    """Seed, threads and device from the shared flags; returns the torch device."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    set_seed(args.seed)
+    return choose_device(args.device)
+
+
+def set_seed(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def choose_device(name="auto"):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but no CUDA GPU is visible: use --device cpu or auto")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps asked for, but MPS is not available: use --device cpu or auto")
+    return torch.device(name)
+
+
+def autocast(device):
+    """bf16 autocast on CUDA; a no-op elsewhere (CPU bf16 is slower than fp32 on most CPUs)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def progress(iterable=None, enabled=True, **kwargs):
+    return tqdm(iterable, disable=not enabled, dynamic_ncols=True, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def data_source(arg=None):
+    """``--data`` if given, else ``$IMDB_DATA``, else the hub id."""
+    return arg or os.environ.get("IMDB_DATA") or DEFAULT_SOURCE
+
+
+def load_imdb(source=None):
+    """IMDB as ``(train, test)`` ``datasets.Dataset`` with ``text`` and ``label`` (0 = neg, 1 = pos).
+
+    ``source``: a folder with ``train.parquet`` and ``test.parquet``; an extracted ``aclImdb/``
+    folder (``train/pos/*.txt`` ...); or a hub id (default ``stanfordnlp/imdb``, needs internet).
+    """
+    source = str(data_source(source))
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if (path / "train").is_dir() or (path / "aclImdb").is_dir():
+            root = path if (path / "train").is_dir() else path / "aclImdb"
+            splits = [_load_aclimdb_split(root / name) for name in ("train", "test")]
+        else:
+            splits = [_load_parquet_split(path / f"{name}.parquet") for name in ("train", "test")]
+    elif path.exists() or not re.fullmatch(r"[\w-][\w.-]*(/[\w.-]+)?", source):
+        raise UserError(f"no IMDB folder at {source}: pass --data (or set IMDB_DATA) to a folder holding "
+                        "train.parquet and test.parquet, or to an extracted aclImdb/ folder")
+    else:
+        splits = _load_hub(source)
+    return tuple(_check_split(ds, f"{source} ({name})") for ds, name in zip(splits, ("train", "test")))
+
+
+def _load_parquet_split(file):
+    import pyarrow.parquet as pq
+    from datasets import Dataset
+
+    if not file.is_file():
+        raise UserError(f"missing {file}: an IMDB parquet folder needs train.parquet and test.parquet "
+                        "(the layout of the hub dataset stanfordnlp/imdb)")
+    try:
+        table = pq.read_table(file, columns=["text", "label"])
+    except Exception as e:  # pyarrow raises several types for bad files and missing columns
+        raise UserError(f"cannot read {file} as IMDB parquet with columns text and label: "
+                        f"{str(e).splitlines()[0]}") from None
+    return Dataset(table)
+
+
+def _load_aclimdb_split(folder):
+    from datasets import Dataset
+
+    if not all((folder / label).is_dir() for label in LABEL_NAMES):
+        raise UserError(f"missing {folder}/pos or {folder}/neg: an aclImdb folder needs train/ and test/ "
+                        "with pos/ and neg/ inside (extract aclImdb_v1.tar.gz as it comes)")
+    texts, labels = [], []
+    for label, name in enumerate(LABEL_NAMES):
+        # Files are <id>_<rating>.txt; sorting by id keeps the hub's row order.
+        files = sorted(folder.joinpath(name).glob("*.txt"), key=lambda f: (len(f.stem), f.stem))
+        for file in files:
+            texts.append(file.read_bytes().decode("utf-8", errors="replace"))
+            labels.append(label)
+    return Dataset.from_dict({"text": texts, "label": labels})
+
+
+def _load_hub(source):
+    from datasets import load_dataset
+
+    try:
+        ds = load_dataset(source)
+    except Exception as e:  # offline, unknown id...: the library raises many types
+        raise UserError(f"cannot load IMDB from the hub id {source!r} ({type(e).__name__}); no local folder has "
+                        "that name either: pass --data (or set IMDB_DATA) to a folder with train.parquet and "
+                        "test.parquet, or connect to the internet") from None
+    return ds["train"], ds["test"]
+
+
+def _check_split(ds, where):
+    missing = {"text", "label"} - set(ds.column_names)
+    if missing:
+        raise UserError(f"{where} lacks column(s) {', '.join(sorted(missing))}: IMDB needs text and label")
+    if len(ds) == 0:
+        raise UserError(f"{where} is empty: point --data at the full IMDB copy")
+    labels = np.asarray(ds["label"])
+    bad = labels[(labels != 0) & (labels != 1)]
+    if bad.size:
+        raise UserError(f"{where} has label {bad[0]} outside {{0, 1}} (0 = neg, 1 = pos): fix or re-export the data")
+    return ds
+
+
+def stratified_subset(labels, n, seed):
+    """Sorted indices of a seeded random subset of ``n`` items with the class proportions of ``labels``."""
+    labels = np.asarray(labels)
+    if n is None or n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    take = np.floor(counts / len(labels) * n).astype(int)
+    # Hand out what flooring left over to the classes with the largest remainders.
+    rest = counts / len(labels) * n - take
+    take[np.argsort(-rest, kind="stable")[: n - take.sum()]] += 1
+    picked = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(picked))
+
+
+def split_off(indices, labels, n, seed):
+    """Split ``indices`` into (rest, held_out) with ``n`` stratified, seeded items held out."""
+    indices = np.asarray(indices)
+    if not 0 < n < len(indices):
+        raise UserError(f"cannot hold out {n} of {len(indices)} reviews: choose a size between 1 and {len(indices) - 1}")
+    held = indices[stratified_subset(np.asarray(labels)[indices], n, seed)]
+    return np.setdiff1d(indices, held), held
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizer and batching
+
+
+def train_tokenizer(texts, vocab_size, max_len):
+    """A lower-cased WordPiece tokenizer trained on ``texts`` (training texts only).
+
+    The normalizer turns IMDB's ``<br />`` tags into spaces, so training, evaluation and a
+    ``pipeline`` all see the same text. Long reviews keep their end (``truncation_side="left"``):
+    reviews tend to close with the verdict.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
+    tok.normalizer = normalizers.Sequence([
+        normalizers.Replace(Regex(r"<br\s*/?>"), " "),
+        normalizers.BertNormalizer(lowercase=True, strip_accents=True),
+    ])
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS.values()),
+                                        show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    cls, sep = SPECIAL_TOKENS["cls_token"], SPECIAL_TOKENS["sep_token"]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}", special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, model_max_length=max_len, truncation_side="left", padding_side="right",
+        model_input_names=["input_ids", "attention_mask"], **SPECIAL_TOKENS)
+
+
+def encode(tokenizer, texts, progress_bar=True, chunk=2000):
+    """Token ids of each text (truncated to the tokenizer's max length) as int32 arrays."""
+    ids = []
+    for start in progress(range(0, len(texts), chunk), progress_bar, desc="tokenize", leave=False):
+        batch = tokenizer(list(texts[start:start + chunk]), truncation=True)["input_ids"]
+        ids.extend(np.asarray(x, dtype=np.int32) for x in batch)
+    return ids
+
+
+def length_batches(lengths, batch_size, rng=None):
+    """Index batches of similar lengths, so that short reviews are not padded to the longest.
+
+    Without ``rng``: sorted by length (inference). With ``rng``: shuffled, sorted by length within
+    windows of 50 batches, then the batch order shuffled (training keeps its randomness).
+    """
+    lengths = np.asarray(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    order = rng.permutation(len(lengths))
+    window = 50 * batch_size
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = order[start:start + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def collate(ids, pad_id, device="cpu"):
+    """Pad a list of id arrays to their longest: ``(input_ids, attention_mask)``, each ``(B, T)``."""
+    T = max(len(x) for x in ids)
+    input_ids = np.full((len(ids), T), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), T), dtype=np.int64)
+    for row, x in enumerate(ids):
+        input_ids[row, : len(x)] = x
+        mask[row, : len(x)] = 1
+    return torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training and evaluation
+
+
+@torch.inference_mode()
+def predict_logits(model, ids, batch_size=128, device=None, progress_bar=False, mc_dropout=False, desc="predict"):
+    """Logits ``(N, num_labels)`` as float32 numpy, in the order of ``ids``.
+
+    ``mc_dropout=True`` keeps dropout active (one Monte Carlo sample per call, for BALD).
+    """
+    device = device or next(model.parameters()).device
+    model.train(mc_dropout)
+    out = np.empty((len(ids), model.config.num_labels), dtype=np.float32)
+    batches = length_batches([len(x) for x in ids], batch_size)
+    for idx in progress(batches, progress_bar, desc=desc, leave=False):
+        input_ids, mask = collate([ids[i] for i in idx], model.config.pad_token_id, device)
+        with autocast(device):
+            logits = model(input_ids, attention_mask=mask).logits
+        out[idx] = logits.float().cpu().numpy()
+    model.eval()
+    return out
+
+
+def evaluate(model, ids, labels, batch_size=128, progress_bar=False):
+    """Accuracy of ``model`` on token ids ``ids`` with gold ``labels``."""
+    preds = predict_logits(model, ids, batch_size, progress_bar=progress_bar, desc="evaluate").argmax(1)
+    return float((preds == np.asarray(labels)).mean())
+
+
+def fit(model, ids, loss_fn, *, epochs, lr, batch_size, seed, val=None, weight_decay=0.01,
+        progress_bar=True, desc="train"):
+    """Train ``model`` on token ids ``ids`` with AdamW and a one-cycle schedule.
+
+    ``loss_fn(logits, idx)`` gives the loss of a batch, ``idx`` indexing ``ids``. With
+    ``val=(val_ids, val_labels)`` the weights of the best validation epoch are kept (and restored);
+    without it, the last epoch's. Returns a dict: per-epoch train loss and val accuracy, best epoch,
+    seconds.
+    """
+    device = next(model.parameters()).device
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)  # dropout masks: a round is reproducible whatever ran before it
+    lengths = np.array([len(x) for x in ids])
+    steps = epochs * math.ceil(len(ids) / batch_size)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "emb" in n]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(steps))
+    history = {"train_loss": [], "val_acc": [], "best_epoch": None}
+    best_acc, best_state = -1.0, None
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        total, count = 0.0, 0
+        bar = progress(length_batches(lengths, batch_size, rng), progress_bar, desc=f"{desc} epoch {epoch + 1}/{epochs}",
+                       leave=False)
+        for idx in bar:
+            input_ids, mask = collate([ids[i] for i in idx], model.config.pad_token_id, device)
+            with autocast(device):
+                logits = model(input_ids, attention_mask=mask).logits
+            loss = loss_fn(logits.float(), idx)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            total, count = total + loss.item() * len(idx), count + len(idx)
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        history["train_loss"].append(total / max(count, 1))
+        if val is not None:
+            acc = evaluate(model, *val)
+            history["val_acc"].append(acc)
+            if acc > best_acc:
+                best_acc, best_state = acc, copy.deepcopy(model.state_dict())
+                history["best_epoch"] = epoch + 1
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        history["best_epoch"] = epochs
+    history["seconds"] = time.perf_counter() - start
+    return history
+
+
+def warmup_linear_decay(steps, warmup_fraction=0.1):
+    """LR factor per step: linear warm-up over the first 10% of steps, then linear decay to 0 (one cycle)."""
+    warmup = max(1, int(warmup_fraction * steps))
+    return lambda step: (step + 1) / warmup if step < warmup else max(0.0, (steps - step) / max(1, steps - warmup))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def save_checkpoint(model, tokenizer, folder, info):
+    """Write a Hugging Face model folder (config, safetensors, tokenizer, ``training_info.json``).
+
+    Atomic: everything goes to a temporary sibling first and is renamed into place only when
+    complete, so an interrupted save leaves the previous checkpoint as it was.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / INFO_FILE, info)
+        old = None
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            folder.rename(old)
+        tmp.rename(folder)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return folder
+
+
+def load_checkpoint(folder, made_by, device="cpu"):
+    """``(model, tokenizer, info)`` from a folder written by ``save_checkpoint``.
+
+    ``made_by`` names the script that creates the folder, for the error message.
+    """
+    import transformer  # noqa: F401  (registers the architecture with the Auto classes)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"no checkpoint at {folder}: run `python {made_by}` first (or pass --out-dir)")
+    missing = [f for f in CHECKPOINT_FILES if not (folder / f).is_file()]
+    if missing:
+        raise UserError(f"incomplete checkpoint at {folder} (missing {', '.join(missing)}): "
+                        f"run `python {made_by}` again")
+    model = AutoModelForSequenceClassification.from_pretrained(folder).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return model, tokenizer, read_json(folder / INFO_FILE)
+
+
+def write_json(path, obj):
+    """Write JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def _json_default(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+# ---------------------------------------------------------------------------------------------
+# results.txt
+
+
+def append_result(path, script, **metrics):
+    """Append one line ``<UTC time> <script> key=value ...`` to ``path``, under an exclusive lock.
+
+    Floats get 4 decimals; values must not contain whitespace. Returns the line written.
+    """
+    parts = [datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), script]
+    for key, value in metrics.items():
+        if isinstance(value, (float, np.floating)):
+            value = f"{value:.4f}"
+        value = str(value)
+        if not value or re.search(r"\s|=", value) or re.search(r"\s|=", key):
+            raise ValueError(f"results value {key}={value!r} must be non-empty, without whitespace or '='")
+        parts.append(f"{key}={value}")
+    line = " ".join(parts) + "\n"
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            f.write(line)
+            f.flush()
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+    return line.rstrip("\n")
+
+
+def read_results(path):
+    """The records of a results file: dicts with ``time``, ``script`` and the parsed metrics."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) < 3 or not re.match(r"\d{4}-\d\d-\d\dT", fields[0]) or any("=" not in f for f in fields[2:]):
+            raise UserError(f"{path}:{n} is not a results line (<time> <script> key=value ...): fix or remove it")
+        record = {"time": fields[0], "script": fields[1]}
+        for field in fields[2:]:
+            key, value = field.split("=", 1)
+            record[key] = _parse_value(value)
+        records.append(record)
+    return records
+
+
+def _parse_value(value):
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def fingerprint(*parts):
+    """A short, stable hash of arrays and strings (data identity in results lines)."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            for item in part if isinstance(part, (list, tuple)) else [part]:
+                h.update(str(item).encode("utf-8", errors="replace"))
+                h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Split:
+    """Token ids and labels of a set of reviews, with their indices into the IMDB split."""
+
+    index: np.ndarray
+    ids: list
+    labels: np.ndarray
+
+    def __len__(self):
+        return len(self.index)
+
+
+def make_split(dataset, index, tokenizer, progress_bar=True):
+    """Tokenize the rows ``index`` of an IMDB split."""
+    index = np.asarray(index)
+    rows = dataset.select(index)
+    return Split(index, encode(tokenizer, rows["text"], progress_bar), np.asarray(rows["label"]))

@@ -1,0 +1,375 @@
+"""Train the teacher on IMDB with pool-based uncertainty active learning (Settles 2009).
+
+The training split is an unlabeled pool: its labels stay hidden and are revealed only for the reviews
+the strategy asks for (the dataset plays the annotator). Starting from a random class-balanced seed set,
+each round trains the teacher on the labeled reviews, scores the unlabeled pool, and reveals the labels
+of the ``--query-size`` most uncertain reviews, until ``--label-budget`` labels are used. The
+validation set (carved from the training split) counts against that budget; the test split is used
+only for the final report.
+
+Writes ``<out-dir>/teacher/`` (model, tokenizer, ``al_history.json``), ``<out-dir>/al_curve.png`` and
+one ``results.txt`` line per run.
+
+    python training.py --preset smoke --data ../shared/data/imdb
+    python training.py --compare-random --seeds 1,2,3          # uncertainty vs random, 3 seeds
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import common
+import transformer
+
+PROG = "training.py"
+
+
+# ---------------------------------------------------------------------------------------------
+# Strategies: pure functions from class probabilities (N, C) to scores (N,); higher = ask first.
+
+
+def least_confidence(probs):
+    return 1.0 - probs.max(axis=1)
+
+
+def margin(probs):
+    """Breaking ties (Scheffer et al. 2001): a small gap between the top two classes is uncertain."""
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    return 1.0 - (top2[:, 1] - top2[:, 0])
+
+
+def entropy(probs):
+    p = np.clip(probs, 1e-12, 1.0)
+    return -(p * np.log(p)).sum(axis=1)
+
+
+def bald(mc_probs):
+    """Mutual information between label and weights (Houlsby et al. 2011) from MC-dropout samples
+    ``(S, N, C)``: entropy of the mean prediction minus the mean entropy of the samples."""
+    return entropy(mc_probs.mean(axis=0)) - np.mean([entropy(p) for p in mc_probs], axis=0)
+
+
+def random_scores(n, rng):
+    return rng.random(n)
+
+
+STRATEGIES = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy,
+              "bald": bald, "random": None}
+
+
+# ---------------------------------------------------------------------------------------------
+# One small function per step of the loop.
+
+
+def seed_set(labels, pool, n, rng):
+    """``n`` random pool positions, class-balanced (the cold start needs both classes)."""
+    per_class = [rng.permutation(np.flatnonzero(labels[pool] == c)) for c in (0, 1)]
+    take = [n // 2 + n % 2, n // 2]
+    if any(len(p) < k for p, k in zip(per_class, take)):
+        raise common.UserError(f"the pool has too few reviews of one class for a balanced seed set of {n}: "
+                               "lower --initial-labels")
+    return np.sort(np.concatenate([pool[p[:k]] for p, k in zip(per_class, take)]))
+
+
+def score(model, ids, candidates, strategy, mc_samples, rng):
+    """Uncertainty scores of the ``candidates`` (positions into ``ids``)."""
+    if strategy == "random":
+        return random_scores(len(candidates), rng)
+    cand_ids = [ids[i] for i in candidates]
+    if strategy == "bald":
+        samples = [common.predict_logits(model, cand_ids, mc_dropout=True) for _ in range(mc_samples)]
+        return bald(torch.softmax(torch.from_numpy(np.stack(samples)), -1).numpy())
+    probs = torch.softmax(torch.from_numpy(common.predict_logits(model, cand_ids)), -1).numpy()
+    return STRATEGIES[strategy](probs)
+
+
+def select(candidates, scores, k, rng):
+    """The ``k`` highest-scoring candidates; equal scores are ordered at random."""
+    order = np.lexsort((rng.random(len(scores)), -scores))
+    return candidates[order[:k]]
+
+
+def new_model(args, tokenizer, seed):
+    torch.manual_seed(seed)
+    config = transformer.TransformerConfig.from_size(
+        args.teacher_size, vocab_size=len(tokenizer), max_len=args.max_len,
+        pad_token_id=tokenizer.pad_token_id, dropout=args.dropout)
+    return transformer.TransformerClassifier(config)
+
+
+def train_round(model, pool, labeled, val, args, seed, desc):
+    """Train ``model`` on the ``labeled`` pool positions; keeps the best validation epoch."""
+    ids = [pool.ids[i] for i in labeled]
+    y = torch.from_numpy(pool.labels[labeled]).long().to(model.device)
+    return common.fit(model, ids, lambda logits, idx: F.cross_entropy(logits, y[idx]),
+                      epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=seed,
+                      val=(val.ids, val.labels), progress_bar=args.progress, desc=desc)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    common.add_common_args(p)
+    p.add_argument("--strategy", default="margin", choices=list(STRATEGIES))
+    p.add_argument("--initial-labels", type=int, help="size of the random class-balanced seed set")
+    p.add_argument("--query-size", type=int, help="labels revealed per round")
+    p.add_argument("--label-budget", type=int, help="labels used in all, validation labels included")
+    p.add_argument("--rounds", type=int, default=None, help="stop after this many query rounds")
+    p.add_argument("--pool-sample", type=int, help="score a random subset of this many unlabeled reviews "
+                   "per round (0: the whole pool)")
+    p.add_argument("--mc-samples", type=int, default=10, help="MC-dropout samples for bald")
+    p.add_argument("--retrain", default="warm", choices=["warm", "cold"],
+                   help="warm: continue from last round's weights (cheap); cold: re-initialise each round "
+                        "(no bias from early rounds, costs more epochs)")
+    p.add_argument("--epochs", type=int, help="epochs per round")
+    p.add_argument("--lr", type=float, help="peak learning rate (one-cycle AdamW)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
+    p.add_argument("--vocab-size", type=int)
+    p.add_argument("--max-len", type=int, help="tokens kept per review (the end of long reviews)")
+    p.add_argument("--teacher-size", choices=list(transformer.SIZES), help="model size of the teacher")
+    p.add_argument("--compare-random", action="store_true", help="also run the random baseline")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds of the active learning runs "
+                   "(default: --seed); the data split always uses --seed")
+    p.add_argument("--eval-test-each-round", action="store_true",
+                   help="report test accuracy per round (reported only, never used to choose anything)")
+    p.add_argument("--resume", action="store_true", help="continue interrupted runs from their last round")
+    return p.parse_args(argv)
+
+
+def check_args(args, pool_size):
+    """Every option error, before anything is written."""
+    def bad(msg):
+        raise common.UserError(msg)
+
+    ask = args.label_budget - args.val_size
+    if args.query_size < 1:
+        bad(f"--query-size must be at least 1, got {args.query_size}")
+    if args.initial_labels < 2:
+        bad(f"--initial-labels must be at least 2 (one per class), got {args.initial_labels}")
+    if args.initial_labels > ask:
+        bad(f"--initial-labels {args.initial_labels} plus the {args.val_size} validation labels exceed "
+            f"--label-budget {args.label_budget}: raise the budget or lower --initial-labels")
+    if args.initial_labels > pool_size:
+        bad(f"--initial-labels {args.initial_labels} exceeds the pool of {pool_size} reviews")
+    if ask > pool_size:
+        bad(f"--label-budget {args.label_budget} exceeds the {pool_size} pool + {args.val_size} validation "
+            "reviews: lower it or use more training data")
+    for name in ("epochs", "batch_size", "mc_samples", "max_len", "vocab_size"):
+        if getattr(args, name) < 1:
+            bad(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.rounds is not None and args.rounds < 0 or args.pool_sample < 0:
+        bad("--rounds and --pool-sample must not be negative")
+    if not 0.0 <= args.dropout < 1.0:
+        bad(f"--dropout must be in [0, 1), got {args.dropout}")
+
+
+def parse_seeds(args):
+    try:
+        seeds = [int(s) for s in (args.seeds or str(args.seed)).split(",") if s.strip()]
+    except ValueError:
+        raise common.UserError(f"--seeds takes comma-separated integers, e.g. 1,2,3; got {args.seeds!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise common.UserError(f"--seeds needs distinct integers, e.g. 1,2,3; got {args.seeds!r}")
+    return seeds
+
+
+def settings(args):
+    """What defines a run: a resumed run must have the same."""
+    keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
+            "mc_samples", "retrain", "epochs", "lr", "batch_size", "dropout", "val_size", "vocab_size",
+            "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
+    return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
+
+
+def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device):
+    """One active-learning run; returns ``(model, history)``. Resumable round by round."""
+    state_dir = args.out_dir / "al_state" / f"{strategy}_seed{seed}"
+    run_settings = settings(args) | {"strategy": strategy, "run_seed": seed}
+    model, state = None, None
+    if args.resume and state_dir.exists():
+        model, _, state = common.load_checkpoint(state_dir, PROG, device)
+        if state["settings"] != run_settings:
+            diff = sorted(k for k in run_settings if state["settings"].get(k) != run_settings[k])
+            raise common.UserError(f"cannot --resume {state_dir}: it was started with other settings "
+                                   f"({', '.join(diff)}); rerun with those or without --resume")
+        common.tqdm.write(f"{PROG}: resuming {strategy} seed {seed} after round {state['rounds'][-1]['round']}")
+    if state is None:
+        rng = np.random.default_rng([seed, 0])
+        labeled = seed_set(pool.labels, np.arange(len(pool)), args.initial_labels, rng)
+        state = {"settings": run_settings, "labeled": labeled.tolist(), "rounds": [], "done": False}
+    labeled = np.asarray(state["labeled"])
+    budget = args.label_budget - args.val_size
+    max_rounds = args.rounds if args.rounds is not None else np.inf
+
+    while not state["done"]:
+        r = len(state["rounds"])
+        round_seed = int(np.random.default_rng([seed, r]).integers(2**31))
+        if model is None or args.retrain == "cold":
+            model = new_model(args, tokenizer, round_seed).to(device)
+        fit = train_round(model, pool, labeled, val, args, round_seed, desc=f"{strategy} s{seed} r{r}")
+        record = {"round": r, "n_labeled": len(labeled), "labels_used": len(labeled) + len(val),
+                  "val_acc": max(fit["val_acc"]), "train_seconds": fit["seconds"], "epochs": fit}
+        if args.eval_test_each_round:
+            record["test_acc"] = common.evaluate(model, test.ids, test.labels)
+
+        k = min(args.query_size, budget - len(labeled))
+        if k > 0 and r < max_rounds:
+            start = time.perf_counter()
+            rng = np.random.default_rng([seed, r, 1])
+            torch.manual_seed(round_seed)  # MC-dropout masks
+            unlabeled = np.setdiff1d(np.arange(len(pool)), labeled)
+            candidates = unlabeled
+            if 0 < args.pool_sample < len(unlabeled):
+                candidates = np.sort(rng.choice(unlabeled, args.pool_sample, replace=False))
+            chosen = select(candidates, score(model, pool.ids, candidates, strategy, args.mc_samples, rng), k, rng)
+            labeled = np.concatenate([labeled, chosen])  # revealing = adding to the labeled set
+            record["queried"] = pool.index[chosen].tolist()
+            record["query_seconds"] = time.perf_counter() - start
+        else:
+            state["done"] = True
+        state["rounds"].append(record)
+        state["labeled"] = labeled.tolist()
+        common.save_checkpoint(model, tokenizer, state_dir, state)
+        common.tqdm.write(f"{strategy} seed {seed} round {r}: labels_used={record['labels_used']} "
+                          f"val_acc={record['val_acc']:.4f}"
+                          + (f" test_acc={record['test_acc']:.4f}" if "test_acc" in record else "")
+                          + f" seconds={record['train_seconds'] + record.get('query_seconds', 0):.1f}")
+    if model is None:  # resumed a finished run
+        model, _, _ = common.load_checkpoint(state_dir, PROG, device)
+    return model, state
+
+
+def curve_summary(runs, metric):
+    """Per strategy: mean and std of ``metric`` over seeds at each labels_used."""
+    out = {}
+    for strategy in dict.fromkeys(r["strategy"] for r in runs):
+        curves = [r for r in runs if r["strategy"] == strategy]
+        x = [rec["labels_used"] for rec in curves[0]["rounds"]]
+        ys = np.array([[rec[metric] for rec in r["rounds"]] for r in curves])
+        out[strategy] = {"labels_used": x, "mean": ys.mean(0).tolist(), "std": ys.std(0).tolist()}
+    return out
+
+
+def label_savings(summary, strategy):
+    """Labels ``strategy`` needs to reach random's final mean accuracy, as a fraction of random's."""
+    rnd, ours = summary["random"], summary[strategy]
+    target = rnd["mean"][-1]
+    for x, y in zip(ours["labels_used"], ours["mean"]):
+        if y >= target:
+            return x / rnd["labels_used"][-1]
+    return None
+
+
+def plot_curves(summary, metric, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for strategy, c in summary.items():
+        x, m, s = np.array(c["labels_used"]), np.array(c["mean"]), np.array(c["std"])
+        ax.plot(x, m, marker="o", label=strategy)
+        ax.fill_between(x, m - s, m + s, alpha=0.2)
+    ax.set_xlabel("labels used (validation included)")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title("Active learning on IMDB: mean ± std over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with common.user_errors(PROG):
+        return run(args)
+
+
+def run(args):
+    common.apply_preset(args)
+    seeds = parse_seeds(args)
+    device = common.setup(args)
+    if not args.progress:
+        import transformers
+        transformers.utils.logging.disable_progress_bar()
+    train, test_split = common.load_imdb(args.data)
+    train_labels = np.asarray(train["label"])
+    everything = common.stratified_subset(train_labels, args.max_train_samples, args.seed)
+    if args.val_size >= len(everything):
+        raise common.UserError(f"--val-size {args.val_size} leaves no pool out of {len(everything)} reviews")
+    pool_index, val_index = common.split_off(everything, train_labels, args.val_size, args.seed)
+    check_args(args, len(pool_index))
+    test_index = common.stratified_subset(test_split["label"], args.max_test_samples, args.seed)
+
+    start = time.perf_counter()
+    tokenizer = common.train_tokenizer(train.select(everything)["text"], args.vocab_size, args.max_len)
+    pool = common.make_split(train, pool_index, tokenizer, args.progress)
+    val = common.make_split(train, val_index, tokenizer, args.progress)
+    test = common.make_split(test_split, test_index, tokenizer, args.progress)
+    # pool.labels play the annotator: the loop reads them only for the seed set and queried reviews.
+    common.tqdm.write(f"{PROG}: pool {len(pool)}, validation {len(val)}, test {len(test)}, "
+                      f"tokenizer + encoding {time.perf_counter() - start:.1f}s, device {device}")
+
+    strategies = [args.strategy] + (["random"] if args.compare_random and args.strategy != "random" else [])
+    runs, teacher = [], None
+    for strategy in strategies:
+        for seed in seeds:
+            t0 = time.perf_counter()
+            model, state = run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device)
+            final = state["rounds"][-1]
+            run_record = {"strategy": strategy, "seed": seed, "rounds": state["rounds"],
+                          "labeled_index": pool.index[state["labeled"]].tolist(),
+                          "test_acc": common.evaluate(model, test.ids, test.labels),
+                          "seconds": time.perf_counter() - t0}
+            runs.append(run_record)
+            common.append_result(
+                args.results, PROG, model="teacher", strategy=strategy, labels_used=final["labels_used"],
+                pool_size=len(pool), rounds=len(state["rounds"]) - 1, test_acc=run_record["test_acc"],
+                val_acc=final["val_acc"], params=model.num_params(), train_seconds=run_record["seconds"],
+                seed=seed, preset=args.preset, retrain=args.retrain)
+            if teacher is None:
+                teacher = model
+
+    metric = "test_acc" if args.eval_test_each_round else "val_acc"
+    summary = curve_summary(runs, metric)
+    history = {"settings": settings(args), "seeds": seeds, "teacher_strategy": args.strategy,
+               "teacher_seed": seeds[0], "pool_index": pool.index.tolist(), "val_index": val.index.tolist(),
+               "test_index": test.index.tolist(), "revealed_index": runs[0]["labeled_index"],
+               "labels_used": runs[0]["rounds"][-1]["labels_used"], "curve_metric": metric,
+               "summary": summary, "runs": runs}
+    if "random" in summary and args.strategy != "random":
+        history["label_fraction_to_match_random"] = label_savings(summary, args.strategy)
+    folder = common.save_checkpoint(teacher, tokenizer, args.out_dir / "teacher",
+                                    {"script": PROG, "params": teacher.num_params(),
+                                     "non_embedding_params": teacher.num_params(non_embedding=True),
+                                     "test_acc": runs[0]["test_acc"], "settings": settings(args)})
+    common.write_json(folder / "al_history.json", history)
+    plot_curves(summary, metric, args.out_dir / "al_curve.png")
+
+    for strategy, c in summary.items():
+        print(f"{strategy:>16}: final {metric} {c['mean'][-1]:.4f} ± {c['std'][-1]:.4f} "
+              f"at {c['labels_used'][-1]} labels")
+    if "label_fraction_to_match_random" in history:
+        frac = history["label_fraction_to_match_random"]
+        print(f"{args.strategy} reaches random's final {metric} with "
+              + (f"{frac:.0%} of its labels" if frac is not None else "no budget tried (not reached)"))
+    print(f"teacher: test_acc {runs[0]['test_acc']:.4f}, {teacher.num_params():,} params -> {folder}")
+    return {"test_acc": runs[0]["test_acc"], "labels_used": history["labels_used"], "teacher_dir": str(folder),
+            "summary": summary, "runs": runs, "label_fraction_to_match_random": history.get(
+                "label_fraction_to_match_random")}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""The one Transformer architecture of the project: an encoder-only text classifier.
+
+Teacher and student are two sizes of the same classes (see ``SIZES``), after Vaswani et al. 2017,
+"Attention is All You Need": token + learned position embeddings, ``n_layer`` pre-LN encoder blocks
+(multi-head self-attention with a padding mask, feed-forward, residuals), mean pooling over the
+non-pad tokens, and a 2-way classification head.
+
+It is a Hugging Face model: importing this module registers it with ``AutoConfig`` and
+``AutoModelForSequenceClassification``, so a saved folder works with ``from_pretrained`` and with
+
+    >>> import transformer, transformers
+    >>> transformers.pipeline("text-classification", model="checkpoints/teacher")("A great film.")
+    [{'label': 'pos', 'score': 0.97}]
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    PreTrainedConfig,
+    PreTrainedModel,
+)
+from transformers import initialization as init
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+# Named sizes. The student has far fewer non-embedding parameters than the teacher (one thin layer
+# against a deep wide stack) because inference time grows with them, while the embedding lookup is
+# nearly free. ``tiny`` exists for tests.
+SIZES = {
+    "teacher": dict(n_layer=3, d_model=128, n_head=4, d_ff=512),
+    "student": dict(n_layer=1, d_model=32, n_head=1, d_ff=64),
+    "tiny": dict(n_layer=1, d_model=16, n_head=2, d_ff=32),
+}
+
+
+class TransformerConfig(PreTrainedConfig):
+    model_type = "label-less-transformer"
+
+    def __init__(
+        self,
+        vocab_size=16000,
+        max_len=256,
+        n_layer=1,
+        d_model=64,
+        n_head=2,
+        d_ff=128,
+        dropout=0.1,
+        initializer_range=0.02,
+        pad_token_id=0,
+        **kwargs,
+    ):
+        if d_model % n_head != 0:
+            raise ValueError(f"d_model={d_model} must be divisible by n_head={n_head}")
+        self.vocab_size = vocab_size
+        self.max_len = max_len
+        self.n_layer = n_layer
+        self.d_model = d_model
+        self.n_head = n_head
+        self.d_ff = d_ff
+        self.dropout = dropout
+        self.initializer_range = initializer_range
+        kwargs.setdefault("id2label", {0: "neg", 1: "pos"})
+        kwargs.setdefault("label2id", {"neg": 0, "pos": 1})
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
+
+    @classmethod
+    def from_size(cls, size, **kwargs):
+        """A config of one of the named ``SIZES``; ``kwargs`` set the rest (vocab_size, max_len...)."""
+        if size not in SIZES:
+            raise ValueError(f"unknown model size {size!r}: choose one of {', '.join(SIZES)}")
+        return cls(**SIZES[size], **kwargs)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention; padded keys are masked out so padding never changes the result."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.n_head = config.n_head
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.proj = nn.Linear(config.d_model, config.d_model)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, key_mask):
+        B, T, C = x.shape  # (B, T, C)
+        q, k, v = self.qkv(x).split(C, dim=2)
+        # (B, T, C) -> (B, n_head, T, head_dim)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=key_mask, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, n_head, T, head_dim)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.resid_dropout(self.proj(y))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.up = nn.Linear(config.d_model, config.d_ff)
+        self.down = nn.Linear(config.d_ff, config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.down(F.gelu(self.up(x))))  # (B, T, C)
+
+
+class EncoderBlock(nn.Module):
+    """Pre-LN block: trains stably at the high learning rates small from-scratch models need."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.d_model)
+        self.attn = SelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.d_model)
+        self.ff = FeedForward(config)
+
+    def forward(self, x, key_mask):
+        x = x + self.attn(self.ln_1(x), key_mask)
+        x = x + self.ff(self.ln_2(x))
+        return x  # (B, T, C)
+
+
+def keep_last_tokens(input_ids, attention_mask, max_len):
+    """Crop each row to its last ``max_len`` real tokens, whatever the padding side.
+
+    The tokenizer truncates the same way (the end of a review carries its verdict); this makes
+    untruncated input, e.g. from a plain ``pipeline`` call, work too instead of failing.
+    """
+    mask = attention_mask.bool()  # (B, T)
+    from_end = mask.flip(1).cumsum(1).flip(1)  # (B, T): real tokens from here to the end
+    keep = mask & (from_end <= max_len)
+    order = torch.sort((~keep).int(), dim=1, stable=True).indices[:, :max_len]  # kept tokens first, in order
+    return input_ids.gather(1, order), keep.gather(1, order).long()  # (B, max_len) each
+
+
+class TransformerClassifier(PreTrainedModel):
+    """Embeddings -> encoder blocks -> mean over non-pad tokens -> 2 logits."""
+
+    config_class = TransformerConfig
+    base_model_prefix = "encoder"
+    main_input_name = "input_ids"
+    _supports_sdpa = True
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
+        self.pos_emb = nn.Embedding(config.max_len, config.d_model)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.d_model)
+        self.head = nn.Linear(config.d_model, config.num_labels)
+        self.post_init()
+
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            init.normal_(module.weight, mean=0.0, std=std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            init.zeros_(module.bias)
+        if isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        # GPT-2's scaled init of the residual projections keeps the residual stream's variance
+        # independent of depth.
+        if isinstance(module, (SelfAttention, FeedForward)):
+            out = module.proj if isinstance(module, SelfAttention) else module.down
+            init.normal_(out.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
+
+    def num_params(self, non_embedding=False):
+        """Parameter count; ``non_embedding=True`` leaves out the token and position tables."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.tok_emb.weight.numel() + self.pos_emb.weight.numel()
+        return n
+
+    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if input_ids.shape[1] > self.config.max_len:
+            input_ids, attention_mask = keep_last_tokens(input_ids, attention_mask, self.config.max_len)
+        B, T = input_ids.shape  # (B, T)
+        keep = attention_mask.bool()  # (B, T)
+        pos = torch.arange(T, device=input_ids.device)
+        x = self.drop(self.tok_emb(input_ids) + self.pos_emb(pos))  # (B, T, C)
+        key_mask = keep[:, None, None, :]  # (B, 1, 1, T): every query sees only real tokens
+        for block in self.blocks:
+            x = block(x, key_mask)
+        x = self.ln_f(x)  # (B, T, C)
+        w = keep.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
+        pooled = (x * w).sum(1) / w.sum(1).clamp(min=1.0)  # (B, C)
+        logits = self.head(pooled)  # (B, num_labels)
+        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+AutoConfig.register(TransformerConfig.model_type, TransformerConfig)
+AutoModelForSequenceClassification.register(TransformerConfig, TransformerClassifier)
