@@ -76,9 +76,9 @@ def user_errors(prog):
 # Command line
 
 
-def add_common_args(parser):
-    """The flags every script takes. Preset-sized options default to None and are filled by
-    ``apply_preset``, so an explicit flag always wins over the preset."""
+def add_common_args(parser, subsets=True):
+    """The flags every script takes (``subsets``: also the data-subset flags). Preset-sized options
+    default to None and are filled by ``apply_preset``, so an explicit flag always wins over the preset."""
     parser.add_argument("--data", default=None,
                         help=f"hub id, parquet folder or aclImdb folder (default: $IMDB_DATA, else {DEFAULT_SOURCE})")
     parser.add_argument("--out-dir", default="checkpoints", type=Path, help="where model folders live")
@@ -88,9 +88,10 @@ def add_common_args(parser):
     parser.add_argument("--threads", default=None, type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--preset", default="auto", choices=["auto", *PRESETS],
                         help="sizes: smoke (tests), quick (CPU minutes), full; auto = full on a GPU, else quick")
-    parser.add_argument("--max-train-samples", default=None, type=int,
-                        help="stratified subset of the training split (pool + validation)")
-    parser.add_argument("--max-test-samples", default=None, type=int, help="stratified subset of the test split")
+    if subsets:
+        parser.add_argument("--max-train-samples", default=None, type=int,
+                            help="stratified subset of the training split (pool + validation)")
+        parser.add_argument("--max-test-samples", default=None, type=int, help="stratified subset of the test split")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     return parser
 
@@ -113,6 +114,10 @@ def setup(args):
     """Seed, threads and device from the shared flags; returns the torch device."""
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.progress:
+        from transformers.utils import logging
+
+        logging.disable_progress_bar()
     set_seed(args.seed)
     return choose_device(args.device)
 
@@ -446,20 +451,20 @@ def save_checkpoint(model, tokenizer, folder, info):
     return folder
 
 
-def load_checkpoint(folder, made_by, device="cpu"):
+def load_checkpoint(folder, made_by, device="cpu", what="checkpoint"):
     """``(model, tokenizer, info)`` from a folder written by ``save_checkpoint``.
 
-    ``made_by`` names the script that creates the folder, for the error message.
+    ``made_by`` names the script that creates the folder and ``what`` the model, for the error message.
     """
     import transformer  # noqa: F401  (registers the architecture with the Auto classes)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"no checkpoint at {folder}: run `python {made_by}` first (or pass --out-dir)")
+        raise UserError(f"no {what} at {folder}: run `python {made_by}` first (or pass --out-dir)")
     missing = [f for f in CHECKPOINT_FILES if not (folder / f).is_file()]
     if missing:
-        raise UserError(f"incomplete checkpoint at {folder} (missing {', '.join(missing)}): "
+        raise UserError(f"incomplete {what} at {folder} (missing {', '.join(missing)}): "
                         f"run `python {made_by}` again")
     model = AutoModelForSequenceClassification.from_pretrained(folder).to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)

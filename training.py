@@ -301,9 +301,6 @@ def run(args):
     common.apply_preset(args)
     seeds = parse_seeds(args)
     device = common.setup(args)
-    if not args.progress:
-        import transformers
-        transformers.utils.logging.disable_progress_bar()
     train, test_split = common.load_imdb(args.data)
     train_labels = np.asarray(train["label"])
     everything = common.stratified_subset(train_labels, args.max_train_samples, args.seed)
@@ -346,6 +343,7 @@ def run(args):
     summary = curve_summary(runs, metric)
     history = {"settings": settings(args), "seeds": seeds, "teacher_strategy": args.strategy,
                "teacher_seed": seeds[0], "pool_index": pool.index.tolist(), "val_index": val.index.tolist(),
+               "pool_fingerprint": common.fingerprint(pool.index, train.select(pool.index)["text"]),
                "test_index": test.index.tolist(), "revealed_index": runs[0]["labeled_index"],
                "labels_used": runs[0]["rounds"][-1]["labels_used"], "curve_metric": metric,
                "summary": summary, "runs": runs}

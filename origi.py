@@ -1,0 +1,180 @@
+"""Distil the active-learning teacher into a small student with soft labels (Hinton et al. 2015).
+
+Loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student, y).
+The transfer set is the whole active-learning pool: the teacher's soft labels cost nothing, so the
+student learns from every training review, labeled or not. The hard-label term uses only the labels
+active learning revealed (read from the teacher's ``al_history.json``); unrevealed labels are never read.
+Unless ``--skip-baseline``, the same student is also trained without a teacher on the revealed labels
+only (``student_no_kd``): the ablation that shows what distillation bought.
+
+Writes ``<out-dir>/student/`` (and ``<out-dir>/student_no_kd/``) and one ``results.txt`` line per model.
+
+    python origi.py --preset smoke --data ../shared/data/imdb
+    python origi.py --temperature 4 --alpha 0.9
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import common
+import transformer
+
+PROG = "origi.py"
+
+
+def distillation_loss(student_logits, teacher_logits, labels, revealed, temperature, alpha):
+    """Hinton et al.'s loss. ``revealed`` marks the rows whose label may be used; the hard-label term
+    is the mean cross-entropy over those rows (0 when a batch has none)."""
+    T = temperature
+    soft = F.kl_div(F.log_softmax(student_logits / T, -1), F.softmax(teacher_logits / T, -1),
+                    reduction="batchmean") * T**2  # T^2 keeps the gradient scale independent of T
+    if revealed.any() and alpha < 1:
+        hard = F.cross_entropy(student_logits[revealed], labels[revealed])
+    else:
+        hard = student_logits.new_zeros(())
+    return alpha * soft + (1 - alpha) * hard
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    common.add_common_args(p, subsets=False)
+    p.add_argument("--temperature", type=float, default=2.0, help="softmax temperature T")
+    p.add_argument("--alpha", type=float, default=0.7, help="weight of the soft (teacher) term")
+    p.add_argument("--student-size", choices=list(transformer.SIZES), help="model size of the student")
+    p.add_argument("--distill-epochs", type=int, help="epochs, for the student and the baseline alike")
+    p.add_argument("--lr", type=float, help="peak learning rate (one-cycle AdamW)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--dropout", type=float, default=0.1)
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--no-distill", action="store_true",
+                      help="train only the student without a teacher (revealed labels only)")
+    kind.add_argument("--skip-baseline", action="store_true", help="train only the distilled student")
+    return p.parse_args(argv)
+
+
+def check_args(args):
+    if args.temperature <= 0:
+        raise common.UserError(f"--temperature must be positive, got {args.temperature}")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise common.UserError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    for name in ("distill_epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            raise common.UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.lr <= 0 or not 0.0 <= args.dropout < 1.0:
+        raise common.UserError("--lr must be positive and --dropout in [0, 1)")
+
+
+def load_transfer_data(args, history, tokenizer):
+    """(transfer, val, test) Splits. Transfer labels are -1 except where active learning revealed them."""
+    train, test = common.load_imdb(args.data)
+    pool_index = np.asarray(history["pool_index"])
+    if pool_index.max() >= len(train) or common.fingerprint(pool_index, train.select(pool_index)["text"]) \
+            != history["pool_fingerprint"]:
+        raise common.UserError(f"the IMDB data at {common.data_source(args.data)} is not the data the teacher was "
+                               f"trained on ({history['settings']['data']}): pass that --data")
+    transfer = common.Split(pool_index, common.encode(tokenizer, train.select(pool_index)["text"], args.progress),
+                            np.full(len(pool_index), -1))
+    revealed = np.asarray(history["revealed_index"])
+    position = {i: n for n, i in enumerate(pool_index)}
+    transfer.labels[[position[i] for i in revealed]] = train.select(revealed)["label"]  # only these are read
+    val = common.make_split(train, history["val_index"], tokenizer, args.progress)
+    test = common.make_split(test, history["test_index"], tokenizer, args.progress)
+    return transfer, val, test
+
+
+def new_student(args, teacher_config, seed):
+    torch.manual_seed(seed)
+    config = transformer.TransformerConfig.from_size(
+        args.student_size, vocab_size=teacher_config.vocab_size, max_len=teacher_config.max_len,
+        pad_token_id=teacher_config.pad_token_id, dropout=args.dropout)
+    return transformer.TransformerClassifier(config)
+
+
+def train_student(args, teacher_config, transfer, teacher_logits, val, device, distill):
+    """A student trained with the teacher's soft labels (``distill``) or on revealed labels alone."""
+    model = new_student(args, teacher_config, args.seed).to(device)
+    labels = torch.from_numpy(transfer.labels).long().to(device)
+    if distill:
+        ids, targets = transfer.ids, torch.from_numpy(teacher_logits).to(device)
+        revealed = labels >= 0
+        loss_fn = lambda logits, idx: distillation_loss(  # noqa: E731
+            logits, targets[idx], labels[idx].clamp(min=0), revealed[idx], args.temperature, args.alpha)
+    else:
+        keep = np.flatnonzero(transfer.labels >= 0)
+        ids, labels = [transfer.ids[i] for i in keep], labels[keep]
+        loss_fn = lambda logits, idx: F.cross_entropy(logits, labels[idx])  # noqa: E731
+    fit = common.fit(model, ids, loss_fn, epochs=args.distill_epochs, lr=args.lr, batch_size=args.batch_size,
+                     seed=args.seed, val=(val.ids, val.labels), progress_bar=args.progress,
+                     desc="student" if distill else "student_no_kd")
+    return model, fit
+
+
+def size_on_disk(folder):
+    return (folder / "model.safetensors").stat().st_size
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with common.user_errors(PROG):
+        return run(args)
+
+
+def run(args):
+    common.apply_preset(args)
+    check_args(args)
+    device = common.setup(args)
+    teacher_dir = args.out_dir / "teacher"
+    teacher, tokenizer, _ = common.load_checkpoint(teacher_dir, "training.py", device, what="teacher")
+    history_file = teacher_dir / "al_history.json"
+    if not history_file.is_file():
+        raise common.UserError(f"no {history_file}: the teacher lacks its active-learning history; "
+                               "run `python training.py` again")
+    history = common.read_json(history_file)
+    transfer, val, test = load_transfer_data(args, history, tokenizer)
+    n_revealed = int((transfer.labels >= 0).sum())
+
+    start = time.perf_counter()
+    # Computed once: the soft targets of every transfer review for all epochs.
+    teacher_logits = common.predict_logits(teacher, transfer.ids, progress_bar=args.progress, desc="teacher logits")
+    teacher_test = common.predict_logits(teacher, test.ids, progress_bar=args.progress).argmax(1)
+    teacher_acc = float((teacher_test == test.labels).mean())
+    common.tqdm.write(f"{PROG}: transfer set {len(transfer)} reviews ({n_revealed} with revealed labels), "
+                      f"teacher logits in {time.perf_counter() - start:.1f}s, teacher test_acc {teacher_acc:.4f}")
+
+    variants = [] if args.no_distill else [("student", True)]
+    variants += [] if args.skip_baseline else [("student_no_kd", False)]
+    rows, results = [], {"teacher_test_acc": teacher_acc}
+    for name, distill in variants:
+        model, fit = train_student(args, teacher.config, transfer, teacher_logits, val, device, distill)
+        preds = common.predict_logits(model, test.ids).argmax(1)
+        acc, agreement = float((preds == test.labels).mean()), float((preds == teacher_test).mean())
+        info = {"script": PROG, "distilled": distill, "teacher": str(teacher_dir), "temperature": args.temperature,
+                "alpha": args.alpha, "fit": fit, "test_acc": acc, "seed": args.seed}
+        folder = common.save_checkpoint(model, tokenizer, args.out_dir / name, info)
+        common.append_result(
+            args.results, PROG, model=name, test_acc=acc, teacher_test_acc=teacher_acc, agreement=agreement,
+            params=model.num_params(), teacher_params=teacher.num_params(),
+            non_embedding_params=model.num_params(non_embedding=True),
+            teacher_non_embedding_params=teacher.num_params(non_embedding=True),
+            temperature=args.temperature, alpha=args.alpha if distill else 0.0,
+            transfer_size=len(transfer) if distill else n_revealed, labels_used=history["labels_used"],
+            train_seconds=fit["seconds"], epochs=args.distill_epochs, seed=args.seed, preset=args.preset)
+        rows.append((name, acc, agreement, model, size_on_disk(folder)))
+        results[name] = {"test_acc": acc, "agreement": agreement, "folder": str(folder)}
+
+    print(f"\n{'model':<14} {'test acc':>8} {'agree':>6} {'params':>10} {'non-emb':>9} {'disk MB':>8}")
+    print(f"{'teacher':<14} {teacher_acc:>8.4f} {'1.0000':>6} {teacher.num_params():>10,} "
+          f"{teacher.num_params(non_embedding=True):>9,} {size_on_disk(teacher_dir) / 1e6:>8.2f}")
+    for name, acc, agreement, model, disk in rows:
+        print(f"{name:<14} {acc:>8.4f} {agreement:>6.4f} {model.num_params():>10,} "
+              f"{model.num_params(non_embedding=True):>9,} {disk / 1e6:>8.2f}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
