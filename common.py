@@ -459,6 +459,14 @@ def load_checkpoint(folder, made_by, device="cpu", what="checkpoint"):
     import transformer  # noqa: F401  (registers the architecture with the Auto classes)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    folder = check_checkpoint(folder, made_by, what)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return model, tokenizer, read_json(folder / INFO_FILE)
+
+
+def check_checkpoint(folder, made_by, what="checkpoint"):
+    """``folder`` as a Path if it is a complete model folder, else a ``UserError`` naming the fix."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"no {what} at {folder}: run `python {made_by}` first (or pass --out-dir)")
@@ -466,9 +474,7 @@ def load_checkpoint(folder, made_by, device="cpu", what="checkpoint"):
     if missing:
         raise UserError(f"incomplete {what} at {folder} (missing {', '.join(missing)}): "
                         f"run `python {made_by}` again")
-    model = AutoModelForSequenceClassification.from_pretrained(folder).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    return model, tokenizer, read_json(folder / INFO_FILE)
+    return folder
 
 
 def write_json(path, obj):
@@ -580,3 +586,261 @@ def make_split(dataset, index, tokenizer, progress_bar=True):
     index = np.asarray(index)
     rows = dataset.select(index)
     return Split(index, encode(tokenizer, rows["text"], progress_bar), np.asarray(rows["label"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Inference timing (compare_student.py and vanilla_inference.py)
+
+MODELS = {"student": ("student", "origi.py"), "vanilla": ("teacher", "training.py")}
+
+
+def add_inference_args(parser):
+    add_common_args(parser, subsets=False)
+    parser.add_argument("--n-reviews", type=int, help="size of the stratified test-split sample")
+    parser.add_argument("--batch-sizes", help="comma-separated batch sizes for model-only timing")
+    parser.add_argument("--e2e-batch-size", type=int, default=32, help="batch size of the end-to-end timing")
+    parser.add_argument("--warmup", type=int, help="untimed runs before the timed ones")
+    parser.add_argument("--repeats", type=int, help="timed runs (one run = every review once)")
+    parser.add_argument("--both", action="store_true",
+                        help="time student and vanilla alternately in this process; quote the median ratio")
+    return parser
+
+
+def time_runs(run_batch, batches, warmup, repeats, sync=None, progress_bar=False, desc="time"):
+    """Call ``run_batch(b)`` for every batch, ``warmup`` untimed runs then ``repeats`` timed runs.
+
+    Returns ``{"run_seconds": [...], "latencies": [...]}``: the seconds of each timed run and of each
+    timed batch call. ``sync`` (e.g. ``torch.cuda.synchronize``) runs before every clock read.
+    """
+    sync = sync or (lambda: None)
+    run_seconds, latencies = [], []
+    for run in progress(range(warmup + repeats), progress_bar, desc=desc, leave=False):
+        sync()
+        start = time.perf_counter()
+        for b in batches:
+            t = time.perf_counter()
+            run_batch(b)
+            sync()
+            if run >= warmup:
+                latencies.append(time.perf_counter() - t)
+        if run >= warmup:
+            run_seconds.append(time.perf_counter() - start)
+    return {"run_seconds": run_seconds, "latencies": latencies}
+
+
+def summarise(timing, n_items, n_tokens):
+    """Throughput from the median run; latency percentiles over all timed batches."""
+    seconds = float(np.median(timing["run_seconds"]))
+    lat = np.asarray(timing["latencies"]) * 1000
+    return {"reviews_per_s": n_items / seconds, "tokens_per_s": n_tokens / seconds,
+            "latency_ms_p50": float(np.percentile(lat, 50)), "latency_ms_p95": float(np.percentile(lat, 95))}
+
+
+def inference_sample(test, n, seed):
+    """A seeded, stratified sample of the test split: ``(index, texts, labels, fingerprint)``."""
+    index = stratified_subset(test["label"], n, seed)
+    rows = test.select(index)
+    texts, labels = rows["text"], np.asarray(rows["label"])
+    return index, texts, labels, fingerprint(index, texts)
+
+
+def benchmark(model, tokenizer, texts, labels, args, device):
+    """Accuracy, model-only speed per batch size, end-to-end speed and size of one model."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    ids = encode(tokenizer, texts, progress_bar=False)
+    n_tokens = sum(len(x) for x in ids)
+    model.eval()
+    out = {"accuracy": evaluate(model, ids, labels), "per_batch_size": {}}
+
+    @torch.inference_mode()
+    def model_only(batch):
+        with autocast(device):
+            model(*batch)
+
+    for bs in args.batch_sizes:
+        # Inputs tokenized and padded beforehand: this times the model alone.
+        batches = [collate([ids[i] for i in b], model.config.pad_token_id, device)
+                   for b in length_batches([len(x) for x in ids], bs)]
+        timing = time_runs(model_only, batches, args.warmup, args.repeats, sync, args.progress, f"batch {bs}")
+        out["per_batch_size"][bs] = summarise(timing, len(ids), n_tokens)
+
+    # End to end: raw text in, label out, in the order users send it, tokenization included.
+    chunks = [list(texts[i:i + args.e2e_batch_size]) for i in range(0, len(texts), args.e2e_batch_size)]
+    split = {"tokenize": 0.0, "model": 0.0}
+
+    @torch.inference_mode()
+    def end_to_end(chunk):
+        t = time.perf_counter()
+        enc = tokenizer(chunk, truncation=True, padding=True, return_tensors="pt").to(device)
+        t1 = time.perf_counter()
+        with autocast(device):
+            model(enc["input_ids"], attention_mask=enc["attention_mask"]).logits.argmax(-1).tolist()
+        split["tokenize"] += t1 - t
+        split["model"] += time.perf_counter() - t1
+
+    timing = time_runs(end_to_end, chunks, args.warmup, args.repeats, sync, args.progress, "end to end")
+    e2e = summarise(timing, len(texts), n_tokens)
+    out["e2e_reviews_per_s"] = e2e["reviews_per_s"]
+    out["e2e_tokenize_share"] = split["tokenize"] / (split["tokenize"] + split["model"])
+    return out
+
+
+def peak_memory_mb(device):
+    import resource
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def measure(args, name, texts, labels, data_fp, device, run_id):
+    """Load model ``name`` (student or vanilla), benchmark it, append its results lines."""
+    folder_name, made_by = MODELS[name]
+    folder = args.out_dir / folder_name
+    model, tokenizer, _ = load_checkpoint(folder, made_by, device, what=f"{name} model")
+    result = benchmark(model, tokenizer, texts, labels, args, device)
+    common_fields = dict(
+        accuracy=result["accuracy"], n_reviews=len(texts), data_fingerprint=data_fp,
+        e2e_reviews_per_s=result["e2e_reviews_per_s"], e2e_batch_size=args.e2e_batch_size,
+        e2e_tokenize_share=result["e2e_tokenize_share"], params=model.num_params(),
+        non_embedding_params=model.num_params(non_embedding=True),
+        size_mb=(folder / "model.safetensors").stat().st_size / 1e6, peak_mem_mb=peak_memory_mb(device),
+        threads=torch.get_num_threads(), device=device.type, warmup=args.warmup, repeats=args.repeats,
+        run_id=run_id)
+    for bs, stats in result["per_batch_size"].items():
+        append_result(args.results, args.prog, model=name, batch_size=bs, **stats, **common_fields)
+    return result | common_fields
+
+
+def comparable(a, b):
+    """Why two measurements cannot be compared, or None when they can."""
+    for key, what in (("data_fingerprint", "data"), ("threads", "threads"), ("device", "device"),
+                      ("n_reviews", "sample size")):
+        if a.get(key) != b.get(key):
+            return f"measured on other {what} ({key} {a.get(key)} vs {b.get(key)})"
+    return None
+
+
+def latest_run(records, model):
+    """The lines of the most recent measurement of ``model`` in results records, by batch size."""
+    mine = [r for r in records if r.get("model") == model and "run_id" in r and "batch_size" in r]
+    if not mine:
+        return None
+    run_id = mine[-1]["run_id"]
+    return {r["batch_size"]: r for r in mine if r["run_id"] == run_id}
+
+
+def comparison_table(student, vanilla):
+    """Lines of the side-by-side table from two runs (dicts batch_size -> record)."""
+    any_s, any_v = next(iter(student.values())), next(iter(vanilla.values()))
+    lines = [f"{'batch':>6} {'student rev/s':>14} {'vanilla rev/s':>14} {'speedup':>8} "
+             f"{'p50 ms s/v':>16} {'latency speedup':>16}"]
+    for bs in sorted(set(student) & set(vanilla)):
+        s, v = student[bs], vanilla[bs]
+        lines.append(f"{bs:>6} {s['reviews_per_s']:>14.1f} {v['reviews_per_s']:>14.1f} "
+                     f"{s['reviews_per_s'] / v['reviews_per_s']:>7.1f}x "
+                     f"{s['latency_ms_p50']:>7.2f}/{v['latency_ms_p50']:<8.2f} "
+                     f"{v['latency_ms_p50'] / s['latency_ms_p50']:>15.1f}x")
+    lines.append(f"end to end (batch {any_s['e2e_batch_size']}): student {any_s['e2e_reviews_per_s']:.1f} rev/s, "
+                 f"vanilla {any_v['e2e_reviews_per_s']:.1f} rev/s, "
+                 f"speedup {any_s['e2e_reviews_per_s'] / any_v['e2e_reviews_per_s']:.1f}x "
+                 f"(tokenization {any_s['e2e_tokenize_share']:.0%} of the student's time, "
+                 f"{any_v['e2e_tokenize_share']:.0%} of vanilla's)")
+    lines.append(f"accuracy: student {any_s['accuracy']:.4f}, vanilla {any_v['accuracy']:.4f}, "
+                 f"difference {100 * (any_s['accuracy'] - any_v['accuracy']):+.2f} points")
+    lines.append(f"size: params {any_s['params']:,} vs {any_v['params']:,} "
+                 f"(non-embedding {any_s['non_embedding_params']:,} vs {any_v['non_embedding_params']:,}: "
+                 f"1/{any_v['non_embedding_params'] / any_s['non_embedding_params']:.0f}), "
+                 f"weights {any_s['size_mb']:.2f} MB vs {any_v['size_mb']:.2f} MB")
+    return lines
+
+
+def run_inference_benchmark(args, name, prog):
+    """The body of compare_student.py (``name="student"``) and vanilla_inference.py (``"vanilla"``)."""
+    args.prog = prog
+    apply_preset(args)
+    args.batch_sizes = parse_batch_sizes(args.batch_sizes)
+    for key in ("n_reviews", "e2e_batch_size", "repeats"):
+        if getattr(args, key) < 1:
+            raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(args, key)}")
+    if args.warmup < 0:
+        raise UserError(f"--warmup must not be negative, got {args.warmup}")
+    device = setup(args)
+    other = "vanilla" if name == "student" else "student"
+    for model_name in ([name, other] if args.both else [name]):  # fail before measuring anything
+        folder_name, made_by = MODELS[model_name]
+        check_checkpoint(args.out_dir / folder_name, made_by, f"{model_name} model")
+    _, test = load_imdb(args.data)
+    _, texts, labels, data_fp = inference_sample(test, args.n_reviews, args.seed)
+    run_id = uuid.uuid4().hex[:8]
+    tqdm.write(f"{args.prog}: {len(texts)} test reviews (fingerprint {data_fp}), {torch.get_num_threads()} "
+               f"threads, {device}")
+    if args.both:
+        return compare_alternately(args, name, other, texts, labels, data_fp, device, run_id)
+    result = measure(args, name, texts, labels, data_fp, device, run_id)
+    print_single(name, result)
+    records = read_results(args.results)
+    mine, theirs = latest_run(records, name), latest_run(records, other)
+    if theirs is None:
+        script = "vanilla_inference.py" if other == "vanilla" else "compare_student.py"
+        print(f"not compared: no {other} measurement in {args.results} yet: run `python {script}`")
+        return result
+    why = comparable(next(iter(mine.values())), next(iter(theirs.values())))
+    if why:
+        print(f"not compared: the latest {other} measurement was {why}")
+        return result
+    student, vanilla = (mine, theirs) if name == "student" else (theirs, mine)
+    print("\n".join(["", "student vs vanilla, from " + str(args.results)] + comparison_table(student, vanilla)))
+    result["compared"] = True
+    return result
+
+
+def parse_batch_sizes(text):
+    try:
+        sizes = [int(s) for s in str(text).split(",") if s.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise UserError(f"--batch-sizes takes comma-separated positive integers, e.g. 1,32,128; got {text!r}")
+    return sizes
+
+
+def print_single(name, result):
+    print(f"\n{name}: accuracy {result['accuracy']:.4f} on {result['n_reviews']} reviews, "
+          f"{result['params']:,} params, {result['size_mb']:.2f} MB, peak memory {result['peak_mem_mb']:.0f} MB")
+    print(f"{'batch':>6} {'rev/s':>10} {'tokens/s':>12} {'p50 ms':>9} {'p95 ms':>9}")
+    for bs, s in result["per_batch_size"].items():
+        print(f"{bs:>6} {s['reviews_per_s']:>10.1f} {s['tokens_per_s']:>12.0f} "
+              f"{s['latency_ms_p50']:>9.2f} {s['latency_ms_p95']:>9.2f}")
+    print(f"end to end (batch {result['e2e_batch_size']}): {result['e2e_reviews_per_s']:.1f} rev/s, "
+          f"tokenization {result['e2e_tokenize_share']:.0%} of the time")
+
+
+def compare_alternately(args, first, second, texts, labels, data_fp, device, run_id):
+    """Measure the two models A B A B ... (``--repeats`` pairs of one timed run each) and report the
+    speedup of every pair and its median: drift on a shared machine hits both sides of a pair."""
+    models = {}
+    for name in (first, second):
+        folder_name, made_by = MODELS[name]
+        model, tokenizer, _ = load_checkpoint(args.out_dir / folder_name, made_by, device, what=f"{name} model")
+        models[name] = (model, tokenizer)
+    pair_args = argparse.Namespace(**{**vars(args), "repeats": 1, "progress": False})
+    runs = {first: [], second: []}
+    for _ in progress(range(args.repeats), args.progress, desc="pairs"):
+        for name in (first, second):
+            runs[name].append(benchmark(*models[name], texts, labels, pair_args, device))
+    ratios = {f"speedup_bs{bs}": [s["per_batch_size"][bs]["reviews_per_s"] / v["per_batch_size"][bs]["reviews_per_s"]
+                                  for s, v in zip(runs["student"], runs["vanilla"])] for bs in args.batch_sizes}
+    ratios["speedup_e2e"] = [s["e2e_reviews_per_s"] / v["e2e_reviews_per_s"]
+                             for s, v in zip(runs["student"], runs["vanilla"])]
+    medians = {key: float(np.median(vals)) for key, vals in ratios.items()}
+    acc = {name: runs[name][0]["accuracy"] for name in runs}
+    append_result(args.results, args.prog, model="pair", n_reviews=len(texts), data_fingerprint=data_fp,
+                  pairs=args.repeats, **medians, accuracy_student=acc["student"], accuracy_vanilla=acc["vanilla"],
+                  threads=torch.get_num_threads(), device=device.type, run_id=run_id)
+    print(f"\nstudent vs vanilla, measured alternately in one process ({args.repeats} pairs):")
+    for key, vals in ratios.items():
+        print(f"  {key:>14}: median {medians[key]:.1f}x  (pairs: {', '.join(f'{v:.1f}' for v in vals)})")
+    print(f"  accuracy: student {acc['student']:.4f}, vanilla {acc['vanilla']:.4f} "
+          f"({100 * (acc['student'] - acc['vanilla']):+.2f} points)")
+    return {"ratios": ratios, "medians": medians, "accuracy": acc}

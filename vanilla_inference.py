@@ -1,0 +1,34 @@
+"""Time the vanilla model (the full-size teacher): accuracy, model-only and end-to-end speed, size.
+
+Measures on a seeded, stratified sample of the IMDB test split, exactly as ``compare_student.py``
+measures the student: the same sample (same fingerprint), the same code
+(``common.benchmark``). Appends one ``results.txt`` line per batch size; if a comparable student
+measurement is there, prints the side-by-side comparison. ``--both`` times the two models alternately
+in this process and reports the median speedup over pairs: the number to quote.
+
+    python vanilla_inference.py --preset smoke --data ../shared/data/imdb
+    python vanilla_inference.py --both --threads 2
+"""
+
+import argparse
+
+import common
+
+PROG = "vanilla_inference.py"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    common.add_inference_args(p)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with common.user_errors(PROG):
+        return common.run_inference_benchmark(args, "vanilla", PROG)
+
+
+if __name__ == "__main__":
+    main()
