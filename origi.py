@@ -47,7 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--alpha", type=float, default=0.7, help="weight of the soft (teacher) term")
     p.add_argument("--student-size", choices=list(transformer.SIZES), help="model size of the student")
     p.add_argument("--distill-epochs", type=int, help="epochs, for the student and the baseline alike")
-    p.add_argument("--lr", type=float, help="peak learning rate (one-cycle AdamW)")
+    p.add_argument("--lr", dest="distill_lr", type=float, help="peak learning rate (one-cycle AdamW)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--dropout", type=float, default=0.1)
     kind = p.add_mutually_exclusive_group()
@@ -65,7 +65,7 @@ def check_args(args):
     for name in ("distill_epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise common.UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.lr <= 0 or not 0.0 <= args.dropout < 1.0:
+    if args.distill_lr <= 0 or not 0.0 <= args.dropout < 1.0:
         raise common.UserError("--lr must be positive and --dropout in [0, 1)")
 
 
@@ -108,7 +108,7 @@ def train_student(args, teacher_config, transfer, teacher_logits, val, device, d
         keep = np.flatnonzero(transfer.labels >= 0)
         ids, labels = [transfer.ids[i] for i in keep], labels[keep]
         loss_fn = lambda logits, idx: F.cross_entropy(logits, labels[idx])  # noqa: E731
-    fit = common.fit(model, ids, loss_fn, epochs=args.distill_epochs, lr=args.lr, batch_size=args.batch_size,
+    fit = common.fit(model, ids, loss_fn, epochs=args.distill_epochs, lr=args.distill_lr, batch_size=args.batch_size,
                      seed=args.seed, val=(val.ids, val.labels), progress_bar=args.progress,
                      desc="student" if distill else "student_no_kd")
     return model, fit

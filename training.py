@@ -189,16 +189,36 @@ def settings(args):
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 
 
+def state_dir(args, strategy, seed):
+    return args.out_dir / "al_state" / f"{strategy}_seed{seed}"
+
+
+def resumed_tokenizer(args, seeds):
+    """With --resume, the tokenizer of an interrupted run: the trainer breaks frequency ties in hash
+    order, so training it again could give another vocabulary."""
+    from transformers import AutoTokenizer
+
+    if args.resume:
+        for seed in seeds:
+            folder = state_dir(args, args.strategy, seed)
+            if (folder / "tokenizer.json").is_file():
+                return AutoTokenizer.from_pretrained(folder)
+    return None
+
+
 def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device):
     """One active-learning run; returns ``(model, history)``. Resumable round by round."""
-    state_dir = args.out_dir / "al_state" / f"{strategy}_seed{seed}"
+    folder = state_dir(args, strategy, seed)
     run_settings = settings(args) | {"strategy": strategy, "run_seed": seed}
     model, state = None, None
-    if args.resume and state_dir.exists():
-        model, _, state = common.load_checkpoint(state_dir, PROG, device)
+    if args.resume and folder.exists():
+        model, saved_tokenizer, state = common.load_checkpoint(folder, PROG, device)
+        if saved_tokenizer.get_vocab() != tokenizer.get_vocab():
+            raise common.UserError(f"cannot --resume {folder}: its tokenizer differs from this run's "
+                                   "(other data?); rerun with the same --data or without --resume")
         if state["settings"] != run_settings:
             diff = sorted(k for k in run_settings if state["settings"].get(k) != run_settings[k])
-            raise common.UserError(f"cannot --resume {state_dir}: it was started with other settings "
+            raise common.UserError(f"cannot --resume {folder}: it was started with other settings "
                                    f"({', '.join(diff)}); rerun with those or without --resume")
         common.tqdm.write(f"{PROG}: resuming {strategy} seed {seed} after round {state['rounds'][-1]['round']}")
     if state is None:
@@ -237,13 +257,11 @@ def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device
             state["done"] = True
         state["rounds"].append(record)
         state["labeled"] = labeled.tolist()
-        common.save_checkpoint(model, tokenizer, state_dir, state)
+        common.save_checkpoint(model, tokenizer, folder, state)
         common.tqdm.write(f"{strategy} seed {seed} round {r}: labels_used={record['labels_used']} "
                           f"val_acc={record['val_acc']:.4f}"
                           + (f" test_acc={record['test_acc']:.4f}" if "test_acc" in record else "")
                           + f" seconds={record['train_seconds'] + record.get('query_seconds', 0):.1f}")
-    if model is None:  # resumed a finished run
-        model, _, _ = common.load_checkpoint(state_dir, PROG, device)
     return model, state
 
 
@@ -311,7 +329,8 @@ def run(args):
     test_index = common.stratified_subset(test_split["label"], args.max_test_samples, args.seed)
 
     start = time.perf_counter()
-    tokenizer = common.train_tokenizer(train.select(everything)["text"], args.vocab_size, args.max_len)
+    tokenizer = resumed_tokenizer(args, seeds) or common.train_tokenizer(
+        train.select(everything)["text"], args.vocab_size, args.max_len)
     pool = common.make_split(train, pool_index, tokenizer, args.progress)
     val = common.make_split(train, val_index, tokenizer, args.progress)
     test = common.make_split(test_split, test_index, tokenizer, args.progress)

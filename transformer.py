@@ -49,6 +49,7 @@ class TransformerConfig(PreTrainedConfig):
         n_head=2,
         d_ff=128,
         dropout=0.1,
+        attn_dropout=0.0,
         initializer_range=0.02,
         pad_token_id=0,
         **kwargs,
@@ -62,6 +63,9 @@ class TransformerConfig(PreTrainedConfig):
         self.n_head = n_head
         self.d_ff = d_ff
         self.dropout = dropout
+        # Off by default: on a CPU, drawing a (B, n_head, T, T) dropout mask costs more than the
+        # attention itself, and it forces SDPA off its fused kernel.
+        self.attn_dropout = attn_dropout
         self.initializer_range = initializer_range
         kwargs.setdefault("id2label", {0: "neg", 1: "pos"})
         kwargs.setdefault("label2id", {"neg": 0, "pos": 1})
@@ -83,7 +87,7 @@ class SelfAttention(nn.Module):
         self.n_head = config.n_head
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
         self.proj = nn.Linear(config.d_model, config.d_model)
-        self.dropout = config.dropout
+        self.attn_dropout = config.attn_dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x, key_mask):
@@ -92,7 +96,7 @@ class SelfAttention(nn.Module):
         # (B, T, C) -> (B, n_head, T, head_dim)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=key_mask, dropout_p=self.dropout if self.training else 0.0
+            q, k, v, attn_mask=key_mask, dropout_p=self.attn_dropout if self.training else 0.0
         )  # (B, n_head, T, head_dim)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.proj(y))

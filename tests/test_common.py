@@ -124,6 +124,15 @@ def test_tokenizer_round_trip(tokenizer):
     assert "<" not in tokenizer.convert_ids_to_tokens(ids)
 
 
+def test_tokenizer_ids_are_numbered_in_a_fixed_order(tokenizer):
+    """The same tokens always get the same ids: specials first, then by (length, text)."""
+    tokens = [t for t, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+    specials = list(common.SPECIAL_TOKENS.values())
+    assert tokens[: len(specials)] == specials
+    assert tokens[len(specials):] == sorted(tokens[len(specials):], key=lambda t: (len(t), t))
+    assert tokenizer.pad_token_id == 0
+
+
 def test_tokenizer_keeps_the_end_of_long_reviews(tokenizer):
     ids = tokenizer("the " * 100 + "boring ending", truncation=True)["input_ids"]
     assert len(ids) == 16

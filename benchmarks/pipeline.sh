@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Run the four scripts in order with one preset and report each script's wall time.
+#   bash benchmarks/pipeline.sh quick benchmarks/quick        # -> benchmarks/quick/{results.txt,log.txt}
+# Extra arguments go to every script (e.g. --threads 2). Needs IMDB_DATA or network access.
+set -euo pipefail
+preset=${1:?usage: pipeline.sh PRESET OUT_DIR [script args...]}
+out=${2:?usage: pipeline.sh PRESET OUT_DIR [script args...]}
+shift 2
+cd "$(dirname "$0")/.."
+mkdir -p "$out"
+{
+  echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) preset=$preset commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)"
+  echo "# machine: $(nproc) cores, $(python -c 'import platform; print(platform.processor() or platform.machine())'), torch $(python -c 'import torch; print(torch.__version__)')"
+  for script in training.py origi.py compare_student.py vanilla_inference.py; do
+    start=$(date +%s.%N)
+    python "$script" --preset "$preset" --out-dir "$out/checkpoints" --results "$out/results.txt" --no-progress "$@"
+    echo "# wall time $script: $(python -c "print(f'{$(date +%s.%N) - $start:.0f}')") s"
+  done
+} 2>&1 | tee "$out/log.txt"
