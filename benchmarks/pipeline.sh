@@ -16,4 +16,6 @@ mkdir -p "$out"
     python "$script" --preset "$preset" --out-dir "$out/checkpoints" --results "$out/results.txt" --no-progress "$@"
     echo "# wall time $script: $(python -c "print(f'{$(date +%s.%N) - $start:.0f}')") s"
   done
+  # The number to quote: both models timed alternately in one process, median of per-pair ratios.
+  python compare_student.py --preset "$preset" --out-dir "$out/checkpoints" --results "$out/results.txt" --no-progress --both "$@"
 } 2>&1 | tee "$out/log.txt"
