@@ -368,6 +368,7 @@ def run(args):
                "summary": summary, "runs": runs}
     if "random" in summary and args.strategy != "random":
         history["label_fraction_to_match_random"] = label_savings(summary, args.strategy)
+        history["gain_over_random_at_budget"] = summary[args.strategy]["mean"][-1] - summary["random"]["mean"][-1]
     folder = common.save_checkpoint(teacher, tokenizer, args.out_dir / "teacher",
                                     {"script": PROG, "params": teacher.num_params(),
                                      "non_embedding_params": teacher.num_params(non_embedding=True),
@@ -381,11 +382,12 @@ def run(args):
     if "label_fraction_to_match_random" in history:
         frac = history["label_fraction_to_match_random"]
         print(f"{args.strategy} reaches random's final {metric} with "
-              + (f"{frac:.0%} of its labels" if frac is not None else "no budget tried (not reached)"))
+              + (f"{frac:.0%} of its labels" if frac is not None else "no budget tried (not reached)")
+              + f"; at the full budget it is {100 * history['gain_over_random_at_budget']:+.2f} points from random")
     print(f"teacher: test_acc {runs[0]['test_acc']:.4f}, {teacher.num_params():,} params -> {folder}")
     return {"test_acc": runs[0]["test_acc"], "labels_used": history["labels_used"], "teacher_dir": str(folder),
-            "summary": summary, "runs": runs, "label_fraction_to_match_random": history.get(
-                "label_fraction_to_match_random")}
+            "summary": summary, "runs": runs,
+            **{k: history[k] for k in ("label_fraction_to_match_random", "gain_over_random_at_budget") if k in history}}
 
 
 if __name__ == "__main__":

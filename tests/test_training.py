@@ -17,6 +17,14 @@ def test_uncertainty_scores_rank_the_least_sure_first(fn):
     assert np.argsort(-fn(PROBS)).tolist() == [0, 2, 1, 3]
 
 
+def test_label_savings():
+    summary = {"random": {"labels_used": [100, 200, 300, 400], "mean": [0.6, 0.7, 0.75, 0.8]},
+               "margin": {"labels_used": [100, 200, 300, 400], "mean": [0.6, 0.78, 0.81, 0.83]}}
+    assert training.label_savings(summary, "margin") == pytest.approx(300 / 400)
+    summary["margin"]["mean"] = [0.6, 0.7, 0.7, 0.79]
+    assert training.label_savings(summary, "margin") is None
+
+
 def test_strategy_values():
     np.testing.assert_allclose(training.least_confidence(PROBS), [0.5, 0.1, 0.4, 0.01])
     np.testing.assert_allclose(training.margin(PROBS), [1.0, 0.2, 0.8, 0.02])
@@ -77,6 +85,9 @@ def test_smoke_run(parquet_dir, tmp_path):
     assert not set(train.select(sorted(pool))["text"]) & set(test["text"])
     assert all("test_acc" in r for r in rounds)
     assert {r["strategy"] for r in history["runs"]} == {"margin", "random"}
+    summary = history["summary"]
+    assert out["gain_over_random_at_budget"] == pytest.approx(summary["margin"]["mean"][-1] - summary["random"]["mean"][-1])
+    assert summary["margin"]["labels_used"] == [100, 140, 180]
     records = common.read_results(tmp_path / "results.txt")
     assert [(r["model"], r["strategy"]) for r in records] == [("teacher", "margin"), ("teacher", "random")]
     assert records[0]["labels_used"] == 180 and records[0]["pool_size"] == 240 and records[0]["rounds"] == 2
