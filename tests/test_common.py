@@ -303,3 +303,13 @@ def test_cli_bad_data_path_is_one_line_exit_2(script, tmp_path):
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert lines[0].startswith(f"{script}: error:")
     assert results.read_text() == "keep me\n"
+
+
+def test_fingerprint_covers_every_item(parquet_dir):
+    _, test = common.load_imdb(str(parquet_dir))
+    column = test.select(range(50))["text"]  # a datasets Column, not a list
+    texts = list(column)
+    assert common.fingerprint(np.arange(50), column) == common.fingerprint(np.arange(50), texts)
+    changed = texts[:49] + [texts[49] + "!"]
+    assert common.fingerprint(np.arange(50), changed) != common.fingerprint(np.arange(50), texts)
+    assert common.fingerprint(np.arange(50), texts) != common.fingerprint(np.arange(1, 51), texts)

@@ -96,3 +96,17 @@ def test_hf_pipeline_labels_reviews(tiny_model_and_tokenizer, tmp_path):
         assert row["label"] in {"pos", "neg"}
         assert row["score"] == pytest.approx(p.max().item(), abs=1e-5)
         assert row["label"] == ("pos" if p.argmax() == 1 else "neg")
+
+
+def test_saved_tiny_model_labels_real_reviews(real_imdb, tmp_path):
+    """The issue's check: a tiny model saved with the project's checkpoint function loads with
+    ``pipeline`` after ``import transformer`` and labels real IMDB reviews, long ones included."""
+    train, test = common.load_imdb(real_imdb)
+    texts = train.select(range(0, 25000, 250))["text"]
+    tok = common.train_tokenizer(texts, vocab_size=2000, max_len=128)
+    config = transformer.TransformerConfig.from_size("tiny", vocab_size=len(tok), max_len=128,
+                                                     pad_token_id=tok.pad_token_id)
+    folder = common.save_checkpoint(transformer.TransformerClassifier(config), tok, tmp_path / "tiny", {})
+    reviews = list(test.select([0, 1, 12500, 24999])["text"]) + [max(test.select(range(2000))["text"], key=len)]
+    out = transformers.pipeline("text-classification", model=str(folder), device="cpu")(reviews)
+    assert len(out) == 5 and all(r["label"] in {"pos", "neg"} and 0.5 <= r["score"] <= 1 for r in out)
