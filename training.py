@@ -74,16 +74,18 @@ def seed_set(labels, pool, n, rng):
     return np.sort(np.concatenate([pool[p[:k]] for p, k in zip(per_class, take)]))
 
 
-def score(model, ids, candidates, strategy, mc_samples, rng):
+def score(model, ids, candidates, strategy, mc_samples, rng, progress_bar=False):
     """Uncertainty scores of the ``candidates`` (positions into ``ids``)."""
     if strategy == "random":
         return random_scores(len(candidates), rng)
     cand_ids = [ids[i] for i in candidates]
     if strategy == "bald":
-        samples = [common.predict_logits(model, cand_ids, mc_dropout=True) for _ in range(mc_samples)]
+        samples = [common.predict_logits(model, cand_ids, mc_dropout=True, progress_bar=progress_bar,
+                                         desc=f"score pool (MC sample {s + 1}/{mc_samples})")
+                   for s in range(mc_samples)]
         return bald(torch.softmax(torch.from_numpy(np.stack(samples)), -1).numpy())
-    probs = torch.softmax(torch.from_numpy(common.predict_logits(model, cand_ids)), -1).numpy()
-    return STRATEGIES[strategy](probs)
+    logits = common.predict_logits(model, cand_ids, progress_bar=progress_bar, desc="score pool")
+    return STRATEGIES[strategy](torch.softmax(torch.from_numpy(logits), -1).numpy())
 
 
 def select(candidates, scores, k, rng):
@@ -249,7 +251,8 @@ def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device
             candidates = unlabeled
             if 0 < args.pool_sample < len(unlabeled):
                 candidates = np.sort(rng.choice(unlabeled, args.pool_sample, replace=False))
-            chosen = select(candidates, score(model, pool.ids, candidates, strategy, args.mc_samples, rng), k, rng)
+            scores = score(model, pool.ids, candidates, strategy, args.mc_samples, rng, args.progress)
+            chosen = select(candidates, scores, k, rng)
             labeled = np.concatenate([labeled, chosen])  # revealing = adding to the labeled set
             record["queried"] = pool.index[chosen].tolist()
             record["query_seconds"] = time.perf_counter() - start
