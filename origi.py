@@ -73,12 +73,11 @@ def load_transfer_data(args, history, tokenizer):
     """(transfer, val, test) Splits. Transfer labels are -1 except where active learning revealed them."""
     train, test = common.load_imdb(args.data)
     pool_index = np.asarray(history["pool_index"])
-    if pool_index.max() >= len(train) or common.fingerprint(pool_index, train.select(pool_index)["text"]) \
-            != history["pool_fingerprint"]:
+    pool_texts = train.select(pool_index)["text"] if pool_index.max() < len(train) else None
+    if pool_texts is None or common.fingerprint(pool_index, pool_texts) != history["pool_fingerprint"]:
         raise common.UserError(f"the IMDB data at {common.data_source(args.data)} is not the data the teacher was "
                                f"trained on ({history['settings']['data']}): pass that --data")
-    transfer = common.Split(pool_index, common.encode(tokenizer, train.select(pool_index)["text"], args.progress),
-                            np.full(len(pool_index), -1))
+    transfer = common.Split(pool_index, common.encode(tokenizer, pool_texts, args.progress), np.full(len(pool_index), -1))
     revealed = np.asarray(history["revealed_index"])
     position = {i: n for n, i in enumerate(pool_index)}
     transfer.labels[[position[i] for i in revealed]] = train.select(revealed)["label"]  # only these are read
