@@ -156,7 +156,8 @@ def run(args):
                 "alpha": args.alpha, "fit": fit, "test_acc": acc, "seed": args.seed}
         folder = common.save_checkpoint(model, tokenizer, args.out_dir / name, info)
         common.append_result(
-            args.results, PROG, model=name, test_acc=acc, teacher_test_acc=teacher_acc, agreement=agreement,
+            args.results, PROG, model=name, test_acc=acc, val_acc=max(fit["val_acc"]), teacher_test_acc=teacher_acc,
+            agreement=agreement,
             params=model.num_params(), teacher_params=teacher.num_params(),
             non_embedding_params=model.num_params(non_embedding=True),
             teacher_non_embedding_params=teacher.num_params(non_embedding=True),
