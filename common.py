@@ -76,6 +76,18 @@ def user_errors(prog):
 # Command line
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults; an option sized by the preset says so instead of "None"."""
+
+    def _get_help_string(self, action):
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return action.help
+        if action.default is None:
+            sized = any(action.dest in preset for preset in PRESETS.values())
+            return action.help + (" (default: from --preset)" if sized else "")
+        return super()._get_help_string(action)
+
+
 def add_common_args(parser, subsets=True):
     """The flags every script takes (``subsets``: also the data-subset flags). Preset-sized options
     default to None and are filled by ``apply_preset``, so an explicit flag always wins over the preset."""
@@ -83,8 +95,9 @@ def add_common_args(parser, subsets=True):
                         help=f"hub id, parquet folder or aclImdb folder (default: $IMDB_DATA, else {DEFAULT_SOURCE})")
     parser.add_argument("--out-dir", default="checkpoints", type=Path, help="where model folders live")
     parser.add_argument("--results", default="results.txt", type=Path, help="results file to append to")
-    parser.add_argument("--seed", default=1, type=int)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--seed", default=1, type=int, help="seed of data subsets, initialisation and sampling")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                        help="auto = cuda if available, else cpu")
     parser.add_argument("--threads", default=None, type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--preset", default="auto", choices=["auto", *PRESETS],
                         help="sizes: smoke (tests), quick (CPU minutes), full; auto = full on a GPU, else quick")

@@ -19,7 +19,7 @@ PROG = "compare_student.py"
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=common.HelpFormatter)
     common.add_inference_args(p)
     return p.parse_args(argv)
 

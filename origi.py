@@ -41,13 +41,13 @@ def distillation_loss(student_logits, teacher_logits, labels, revealed, temperat
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=common.HelpFormatter)
     common.add_common_args(p, subsets=False)
     p.add_argument("--temperature", type=float, default=2.0, help="softmax temperature T")
     p.add_argument("--alpha", type=float, default=0.7, help="weight of the soft (teacher) term")
     p.add_argument("--student-size", choices=list(transformer.SIZES), help="model size of the student")
     p.add_argument("--distill-epochs", type=int, help="epochs, for the student and the baseline alike")
-    p.add_argument("--lr", dest="distill_lr", type=float, help="peak learning rate (one-cycle AdamW)")
+    p.add_argument("--lr", dest="distill_lr", metavar="LR", type=float, help="peak learning rate (one-cycle AdamW)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--dropout", type=float, default=0.1)
     kind = p.add_mutually_exclusive_group()

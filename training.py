@@ -116,9 +116,9 @@ def train_round(model, pool, labeled, val, args, seed, desc):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=common.HelpFormatter)
     common.add_common_args(p)
-    p.add_argument("--strategy", default="margin", choices=list(STRATEGIES))
+    p.add_argument("--strategy", default="margin", choices=list(STRATEGIES), help="query strategy")
     p.add_argument("--initial-labels", type=int, help="size of the random class-balanced seed set")
     p.add_argument("--query-size", type=int, help="labels revealed per round")
     p.add_argument("--label-budget", type=int, help="labels used in all, validation labels included")
