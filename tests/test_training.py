@@ -1,7 +1,10 @@
 import json
 
+import argparse
+
 import numpy as np
 import pytest
+import torch
 
 import common
 import training
@@ -58,6 +61,34 @@ def test_seed_set_is_balanced():
         training.seed_set(labels, np.arange(100), 30, np.random.default_rng(0))
 
 
+# --- word-vector initialisation -----------------------------------------------------------------
+
+
+def test_word_vectors_put_words_used_alike_together():
+    # 5 and 6 are used alike (between 9 and 10), and so are 7 and 8 (between 11s): only the texts
+    # say so, there are no labels.
+    rng = np.random.default_rng(0)
+    docs = []
+    for _ in range(200):
+        a, b = (rng.choice([5, 6]), rng.choice([7, 8]))
+        docs += [np.array([2, 9, a, 10, 9, a, 10, 3]), np.array([2, 11, b, 11, 12, b, 11, 3])]
+    v = torch.nn.functional.normalize(training.word_vectors(docs, 13, 4, window=2), dim=1)
+    assert v.shape == (13, 4)
+    assert v[5] @ v[6] > 0.9 and v[7] @ v[8] > 0.9
+    assert abs(v[5] @ v[7]) < 0.5
+    assert torch.all(v[:5] == 0)  # special tokens get no vector
+
+
+def test_new_model_starts_from_the_word_vectors():
+    args = argparse.Namespace(teacher_size="tiny", max_len=16, dropout=0.1)
+    tokenizer = type("Tok", (), {"pad_token_id": 0, "__len__": lambda self: 30})()
+    vectors = torch.randn(30, 16) * 3
+    emb = training.new_model(args, tokenizer, 0, vectors).tok_emb.weight.detach()
+    torch.testing.assert_close(emb, vectors / vectors.std() * training.EMBEDDING_INIT_STD)
+    random_init = training.new_model(args, tokenizer, 0).tok_emb.weight.detach()
+    assert random_init.std() == pytest.approx(0.02, rel=0.2)
+
+
 # --- the loop, in process ---------------------------------------------------------------------
 
 
@@ -94,13 +125,13 @@ def test_smoke_run(parquet_dir, tmp_path):
     assert records[0]["test_acc"] == pytest.approx(out["test_acc"], abs=1e-4)
     assert (tmp_path / "ck" / "al_curve.png").stat().st_size > 1000
     _, _, info = common.load_checkpoint(tmp_path / "ck" / "teacher", "training.py")
-    assert info["settings"]["strategy"] == "margin"
+    assert info["settings"]["strategy"] == "margin" and info["settings"]["embedding_init"] == "ppmi"
 
 
-@pytest.mark.parametrize("strategy", ["bald", "entropy"])
-def test_other_strategies_and_cold_retraining(parquet_dir, tmp_path, strategy):
+@pytest.mark.parametrize("strategy, init", [("bald", "ppmi"), ("entropy", "random")])
+def test_other_strategies_and_cold_retraining(parquet_dir, tmp_path, strategy, init):
     out = training.main(smoke_args(parquet_dir, tmp_path, "--strategy", strategy, "--retrain", "cold",
-                                   "--rounds", "1", "--mc-samples", "2"))
+                                   "--rounds", "1", "--mc-samples", "2", "--embedding-init", init))
     assert out["labels_used"] == 140  # --rounds 1 stops after one query
 
 
