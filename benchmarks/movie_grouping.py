@@ -1,0 +1,51 @@
+"""Are training reviews of one movie stored next to each other? If so, a validation set drawn at
+random from the training split shares movies with the reviews trained on (IMDB's test split has
+other movies), and validation accuracy is optimistic.
+
+The check needs no movie ids: a rare capitalised word (a name, 2-30 reviews in the class) shared by
+two reviews points to one movie. Compare adjacent rows with random pairs, per class.
+
+    python benchmarks/movie_grouping.py --data ../shared/data/imdb
+"""
+
+import argparse
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import common  # noqa: E402
+
+
+def rare_names(texts, low=2, high=30):
+    names = [set(re.findall(r"\b[A-Z][a-z]{3,}\b", t)) for t in texts]
+    freq = Counter(w for s in names for w in s)
+    return [{w for w in s if low <= freq[w] <= high} for s in names]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=None, help="as in the scripts (default: $IMDB_DATA, else the hub)")
+    p.add_argument("--pairs", type=int, default=20000, help="random pairs per class")
+    args = p.parse_args(argv)
+    with common.user_errors("movie_grouping.py"):
+        train, _ = common.load_imdb(args.data)
+    labels = np.asarray(train["label"])
+    rng = np.random.default_rng(0)
+    out = {}
+    for c, name in enumerate(("neg", "pos")):
+        rows = np.flatnonzero(labels == c)
+        names = rare_names(train.select(rows)["text"])
+        adjacent = np.mean([bool(names[i] & names[i + 1]) for i in range(len(names) - 1)])
+        pairs = rng.integers(0, len(names), (args.pairs, 2))
+        random_pairs = np.mean([bool(names[i] & names[j]) for i, j in pairs if i != j])
+        out[name] = {"adjacent": adjacent, "random": random_pairs}
+        print(f"{name}: {len(rows)} reviews; adjacent rows share a rare name {adjacent:.1%}, random pairs {random_pairs:.1%}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
