@@ -174,7 +174,7 @@ def parse_args(argv=None):
                    help="warm: continue from last round's weights (cheap); cold: re-initialise each round "
                         "(no bias from early rounds, costs more epochs)")
     p.add_argument("--embedding-init", default="ppmi", choices=["ppmi", "random"],
-                   help="ppmi: token embeddings start from word vectors of the pool's texts (no labels), "
+                   help="ppmi: token embeddings start from word vectors of the training texts (no labels), "
                         "which helps the small seed round; random: from scratch")
     p.add_argument("--epochs", type=int, help="epochs per round")
     p.add_argument("--lr", type=float, help="peak learning rate (one-cycle AdamW)")
@@ -233,8 +233,8 @@ def parse_seeds(args):
 def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
-            "mc_samples", "retrain", "embedding_init", "epochs", "lr", "batch_size", "dropout", "val_size", "vocab_size",
-            "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
+            "mc_samples", "retrain", "embedding_init", "epochs", "lr", "batch_size", "dropout", "val_size",
+            "vocab_size", "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 
 
@@ -393,8 +393,9 @@ def run(args):
     if args.embedding_init == "ppmi":
         start = time.perf_counter()
         d_model = transformer.SIZES[args.teacher_size]["d_model"]
+        # Texts, not labels, of the reviews the tokenizer was trained on (pool and validation).
         vectors = word_vectors(pool.ids + val.ids, len(tokenizer), d_model)
-        common.tqdm.write(f"{PROG}: word vectors from the pool's texts {time.perf_counter() - start:.1f}s")
+        common.tqdm.write(f"{PROG}: word vectors from the training texts {time.perf_counter() - start:.1f}s")
 
     strategies = [args.strategy] + (["random"] if args.compare_random and args.strategy != "random" else [])
     runs, teacher = [], None
