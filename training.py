@@ -106,11 +106,12 @@ def word_vectors(ids, vocab_size, dim, window=5, n_special=len(common.SPECIAL_TO
     teach 16k embeddings from scratch, whereas the pool's texts (not its labels) say which words are
     used alike. Special tokens (the first ``n_special`` ids) get zero vectors.
     """
+    texts = [x[1:-1].astype(np.int64) for x in ids]  # [CLS] and [SEP] dropped
     codes = [np.zeros(0, dtype=np.int64)]
     for d in range(1, window + 1):
-        texts = [x[1:-1].astype(np.int64) for x in ids if len(x) - 2 > d]  # [CLS] and [SEP] dropped
-        if texts:
-            left, right = np.concatenate([x[:-d] for x in texts]), np.concatenate([x[d:] for x in texts])
+        long_enough = [x for x in texts if len(x) > d]
+        if long_enough:
+            left, right = np.concatenate([x[:-d] for x in long_enough]), np.concatenate([x[d:] for x in long_enough])
             codes += [left * vocab_size + right, right * vocab_size + left]  # symmetric window
     pairs, counts = torch.unique(torch.from_numpy(np.concatenate(codes)), return_counts=True)
     cooc = torch.zeros(vocab_size * vocab_size)
@@ -123,10 +124,9 @@ def word_vectors(ids, vocab_size, dim, window=5, n_special=len(common.SPECIAL_TO
     pmi = torch.log(cooc / cooc.sum(1, keepdim=True) / (context / context.sum()))
     ppmi = torch.nan_to_num(pmi, nan=0.0, posinf=0.0, neginf=0.0).clamp_(min=0.0)
     del cooc, pmi
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)  # svd_lowrank draws a random projection
-    U, S, _ = torch.svd_lowrank(ppmi, q=min(dim, vocab_size), niter=4)
-    torch.random.set_rng_state(generator_state)
+    with torch.random.fork_rng(devices=[]):  # svd_lowrank draws a random projection
+        torch.manual_seed(seed)
+        U, S, _ = torch.svd_lowrank(ppmi, q=min(dim, vocab_size), niter=4)
     vectors = torch.zeros(vocab_size, dim)
     vectors[:, : len(S)] = U * S.sqrt()  # symmetric weighting of the singular values
     vectors[:n_special] = 0  # exactly: the SVD leaves round-off there
@@ -140,9 +140,10 @@ def new_model(args, tokenizer, seed, vectors=None):
         args.teacher_size, vocab_size=len(tokenizer), max_len=args.max_len,
         pad_token_id=tokenizer.pad_token_id, dropout=args.dropout)
     model = transformer.TransformerClassifier(config)
-    if vectors is not None and vectors.std() > 0:
+    scale = vectors.std() if vectors is not None else 0
+    if scale > 0:
         with torch.no_grad():
-            model.tok_emb.weight.copy_(vectors / vectors.std() * EMBEDDING_INIT_STD)
+            model.tok_emb.weight.copy_(vectors / scale * EMBEDDING_INIT_STD)
     return model
 
 
