@@ -88,6 +88,18 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """A bad option is one line on stderr, with the way to the help, and exit code 2 (no usage dump)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def make_parser(prog, doc):
+    """The parser of a script: its name, the first paragraph of its docstring, defaults in --help."""
+    return ArgumentParser(prog=prog, description=doc.split("\n\n")[0], formatter_class=HelpFormatter)
+
+
 def add_common_args(parser, subsets=True):
     """The flags every script takes (``subsets``: also the data-subset flags). Preset-sized options
     default to None and are filled by ``apply_preset``, so an explicit flag always wins over the preset."""

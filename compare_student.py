@@ -10,16 +10,13 @@ in this process and reports the median speedup over pairs: the number to quote.
     python compare_student.py --both --threads 2
 """
 
-import argparse
-
 import common
 
 PROG = "compare_student.py"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                formatter_class=common.HelpFormatter)
+    p = common.make_parser(PROG, __doc__)
     common.add_inference_args(p)
     return p.parse_args(argv)
 

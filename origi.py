@@ -13,7 +13,6 @@ Writes ``<out-dir>/student/`` (and ``<out-dir>/student_no_kd/``) and one ``resul
     python origi.py --temperature 4 --alpha 0.9
 """
 
-import argparse
 import time
 
 import numpy as np
@@ -40,8 +39,7 @@ def distillation_loss(student_logits, teacher_logits, labels, revealed, temperat
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                formatter_class=common.HelpFormatter)
+    p = common.make_parser(PROG, __doc__)
     common.add_common_args(p, subsets=False)
     p.add_argument("--temperature", type=float, default=2.0, help="softmax temperature T")
     p.add_argument("--alpha", type=float, default=0.7, help="weight of the soft (teacher) term")

@@ -14,7 +14,6 @@ one ``results.txt`` line per run.
     python training.py --compare-random --seeds 1,2,3          # uncertainty vs random, 3 seeds
 """
 
-import argparse
 import time
 
 import numpy as np
@@ -160,8 +159,7 @@ def train_round(model, pool, labeled, val, args, seed, desc):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                formatter_class=common.HelpFormatter)
+    p = common.make_parser(PROG, __doc__)
     common.add_common_args(p)
     p.add_argument("--strategy", default="margin", choices=list(STRATEGIES), help="query strategy")
     p.add_argument("--initial-labels", type=int, help="size of the random class-balanced seed set")

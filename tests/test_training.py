@@ -188,4 +188,6 @@ def test_bad_options_exit_2_and_write_nothing(parquet_dir, tmp_path, capsys, ext
 def test_unknown_strategy_is_refused(parquet_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         training.main(smoke_args(parquet_dir, tmp_path, "--strategy", "oracle"))
-    assert e.value.code == 2 and "invalid choice: 'oracle'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "invalid choice: 'oracle'" in err
+    assert err.count("\n") == 1 and err.startswith("training.py: error:")  # one line, no usage dump
