@@ -261,27 +261,48 @@ def _check_split(ds, where):
     return ds
 
 
+def class_counts(labels, n):
+    """``(classes, counts)``: how many of ``n`` items each class gets to keep the proportions of ``labels``."""
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    take = np.floor(counts / len(labels) * n).astype(int)
+    # Hand out what flooring left over to the classes with the largest remainders.
+    rest = counts / len(labels) * n - take
+    take[np.argsort(-rest, kind="stable")[: n - take.sum()]] += 1
+    return classes, take
+
+
 def stratified_subset(labels, n, seed):
     """Sorted indices of a seeded random subset of ``n`` items with the class proportions of ``labels``."""
     labels = np.asarray(labels)
     if n is None or n >= len(labels):
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    take = np.floor(counts / len(labels) * n).astype(int)
-    # Hand out what flooring left over to the classes with the largest remainders.
-    rest = counts / len(labels) * n - take
-    take[np.argsort(-rest, kind="stable")[: n - take.sum()]] += 1
-    picked = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(classes, take)]
+    picked = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(*class_counts(labels, n))]
     return np.sort(np.concatenate(picked))
 
 
-def split_off(indices, labels, n, seed):
-    """Split ``indices`` into (rest, held_out) with ``n`` stratified, seeded items held out."""
-    indices = np.asarray(indices)
+def split_off(indices, labels, n, seed, block=1):
+    """Split the row numbers ``indices`` into (rest, held_out), ``n`` stratified, seeded items held out.
+
+    ``block > 1`` holds out whole runs of adjacent rows (rows ``r`` with equal ``r // block``): IMDB
+    lists the reviews of one movie next to each other, so reviews held out one by one share their
+    movies with the rest, and accuracy on them overrates accuracy on the test split's unseen movies.
+    """
+    indices, labels = np.asarray(indices), np.asarray(labels)
     if not 0 < n < len(indices):
         raise UserError(f"cannot hold out {n} of {len(indices)} reviews: choose a size between 1 and {len(indices) - 1}")
-    held = indices[stratified_subset(np.asarray(labels)[indices], n, seed)]
+    if block < 1:
+        raise UserError(f"block must be at least 1 row, got {block}")
+    rng = np.random.default_rng(seed)
+    held = []
+    for c, k in zip(*class_counts(labels[indices], n)):
+        rows = indices[labels[indices] == c]
+        runs, run_of_row = np.unique(rows // block, return_inverse=True)
+        # Runs in random order, rows in random order within a run; the last run taken may be cut.
+        order = np.lexsort((rng.random(len(rows)), rng.permutation(len(runs))[run_of_row]))
+        held.append(rows[order[:k]])
+    held = np.sort(np.concatenate(held))
     return np.setdiff1d(indices, held), held
 
 

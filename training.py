@@ -180,6 +180,10 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int)
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
+    p.add_argument("--val-block", type=int, default=100,
+                   help="validation takes whole runs of this many adjacent training rows: IMDB lists a movie's "
+                        "reviews together, so this keeps most validation movies out of the pool, as the test "
+                        "split's are (1: reviews one by one)")
     p.add_argument("--vocab-size", type=int)
     p.add_argument("--max-len", type=int, help="tokens kept per review (the end of long reviews)")
     p.add_argument("--teacher-size", choices=list(transformer.SIZES), help="model size of the teacher")
@@ -210,7 +214,7 @@ def check_args(args, pool_size):
     if ask > pool_size:
         bad(f"--label-budget {args.label_budget} exceeds the {pool_size} pool + {args.val_size} validation "
             "reviews: lower it or use more training data")
-    for name in ("epochs", "batch_size", "mc_samples", "max_len", "vocab_size"):
+    for name in ("epochs", "batch_size", "mc_samples", "max_len", "vocab_size", "val_block"):
         if getattr(args, name) < 1:
             bad(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.rounds is not None and args.rounds < 0 or args.pool_sample < 0:
@@ -232,7 +236,7 @@ def parse_seeds(args):
 def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
-            "mc_samples", "retrain", "embedding_init", "epochs", "lr", "batch_size", "dropout", "val_size",
+            "mc_samples", "retrain", "embedding_init", "epochs", "lr", "batch_size", "dropout", "val_size", "val_block",
             "vocab_size", "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 
@@ -374,8 +378,8 @@ def run(args):
     everything = common.stratified_subset(train_labels, args.max_train_samples, args.seed)
     if args.val_size >= len(everything):
         raise common.UserError(f"--val-size {args.val_size} leaves no pool out of {len(everything)} reviews")
-    pool_index, val_index = common.split_off(everything, train_labels, args.val_size, args.seed)
-    check_args(args, len(pool_index))
+    check_args(args, len(everything) - args.val_size)
+    pool_index, val_index = common.split_off(everything, train_labels, args.val_size, args.seed, args.val_block)
     test_index = common.stratified_subset(test_split["label"], args.max_test_samples, args.seed)
 
     start = time.perf_counter()

@@ -108,6 +108,19 @@ def test_split_off_is_disjoint_and_stratified():
         common.split_off(np.arange(10), labels[:10], 10, seed=0)
 
 
+def test_split_off_in_blocks_holds_out_whole_runs_of_adjacent_rows():
+    labels = np.repeat([0, 1], 500)  # sorted by class, as IMDB is
+    rows = np.arange(0, 1000, 2)  # a subset: every other row
+    rest, held = common.split_off(rows, labels, 100, seed=3, block=50)  # 25 subset rows per run
+    runs = np.unique(held // 50)
+    assert len(runs) == 4 and np.bincount(labels[held]).tolist() == [50, 50]
+    for run in runs:  # every subset row of a held-out run is held out
+        assert set(rows[rows // 50 == run]) <= set(held)
+    assert not set(rest) & set(held) and len(rest) + len(held) == len(rows)
+    one_by_one = common.split_off(rows, labels, 100, seed=3)[1]
+    assert len(np.unique(one_by_one // 50)) > 4
+
+
 # --- tokenizer and batching -------------------------------------------------------------------
 
 

@@ -110,6 +110,7 @@ def test_smoke_run(parquet_dir, tmp_path):
     assert set(queried) <= set(revealed) and len(set(queried)) == 80
     pool, val = set(history["pool_index"]), set(history["val_index"])
     assert set(revealed) <= pool and not pool & val
+    assert len({i // 100 for i in val}) <= 2  # one run of 100 adjacent rows per class (--val-block)
     # The pool holds training reviews only: no test text ever enters it.
     train, test = common.load_imdb(str(parquet_dir))
     assert not set(train.select(sorted(pool))["text"]) & set(test["text"])
@@ -175,6 +176,7 @@ def test_resume_after_interruption_gives_the_same_labeled_set(parquet_dir, tmp_p
     (["--label-budget", "5000"], "--label-budget 5000 exceeds"),
     (["--seeds", "1,x"], "--seeds takes comma-separated integers"),
     (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--val-block", "0"], "--val-block must be at least 1"),
 ])
 def test_bad_options_exit_2_and_write_nothing(parquet_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:
