@@ -169,9 +169,10 @@ def parse_args(argv=None):
     p.add_argument("--pool-sample", type=int, help="score a random subset of this many unlabeled reviews "
                    "per round (0: the whole pool)")
     p.add_argument("--mc-samples", type=int, default=10, help="MC-dropout samples for bald")
-    p.add_argument("--retrain", default="warm", choices=["warm", "cold"],
-                   help="warm: continue from last round's weights (cheap); cold: re-initialise each round "
-                        "(no bias from early rounds, costs more epochs)")
+    p.add_argument("--retrain", default="cold", choices=["warm", "cold"],
+                   help="cold: a fresh model each round; warm: continue from last round's weights, which "
+                        "trains early labels again every round and overfits them (same cost: each round "
+                        "trains on the whole labeled set)")
     p.add_argument("--embedding-init", default="ppmi", choices=["ppmi", "random"],
                    help="ppmi: token embeddings start from word vectors of the training texts (no labels), "
                         "which helps the small seed round; random: from scratch")

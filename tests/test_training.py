@@ -129,13 +129,14 @@ def test_smoke_run(parquet_dir, tmp_path):
 
 
 @pytest.mark.parametrize("strategy, init", [("bald", "ppmi"), ("entropy", "random")])
-def test_other_strategies_and_cold_retraining(parquet_dir, tmp_path, strategy, init):
-    out = training.main(smoke_args(parquet_dir, tmp_path, "--strategy", strategy, "--retrain", "cold",
+def test_other_strategies_and_warm_retraining(parquet_dir, tmp_path, strategy, init):
+    out = training.main(smoke_args(parquet_dir, tmp_path, "--strategy", strategy, "--retrain", "warm",
                                    "--rounds", "1", "--mc-samples", "2", "--embedding-init", init))
     assert out["labels_used"] == 140  # --rounds 1 stops after one query
 
 
-def test_resume_after_interruption_gives_the_same_labeled_set(parquet_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("retrain", ["cold", "warm"])  # warm: the resumed round starts from saved weights
+def test_resume_after_interruption_gives_the_same_labeled_set(parquet_dir, tmp_path, monkeypatch, retrain):
     # The reference and the interrupted run must start from one tokenizer: on this tiny corpus the
     # tokenizer trainer can break a tied merge differently in each call (the resumed run itself
     # reloads the interrupted run's tokenizer). One thread: with several, a busy machine can reorder
@@ -143,7 +144,7 @@ def test_resume_after_interruption_gives_the_same_labeled_set(parquet_dir, tmp_p
     cache = {}
     real_train = common.train_tokenizer
     monkeypatch.setattr(common, "train_tokenizer", lambda *a: cache.setdefault("tok", real_train(*a)))
-    one = ("--threads", "1")
+    one = ("--threads", "1", "--retrain", retrain)
     reference = training.main(smoke_args(parquet_dir, tmp_path / "a", *one))["runs"][0]["labeled_index"]
 
     real_round = training.train_round

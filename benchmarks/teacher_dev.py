@@ -1,0 +1,76 @@
+"""Teacher settings compared on a movie-disjoint development set carved from the training split.
+
+Trains one teacher on ``--labels`` random labels of a quick-sized pool and prints its accuracy per
+epoch on 2,000 development reviews taken in runs of 100 adjacent training rows (IMDB lists a movie's
+reviews together, so the development movies are mostly absent from the pool, as the test split's
+are). The test split is never read: this is evidence for choosing defaults, nothing else.
+
+    python benchmarks/teacher_dev.py --labels 8000                          # cold: one fresh model
+    python benchmarks/teacher_dev.py --labels 8000 --warm-through 2000,4000,6000
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import common  # noqa: E402
+import training  # noqa: E402
+import transformer  # noqa: E402
+
+DEV_SIZE, DEV_BLOCK, POOL_SIZE = 2000, 100, 12500
+
+
+def parse_args(argv=None):
+    p = common.make_parser("teacher_dev.py", __doc__)
+    p.add_argument("--data", default=None, help="as in training.py (default: $IMDB_DATA, else the hub)")
+    p.add_argument("--labels", type=int, default=8000, help="random labels the final model trains on")
+    p.add_argument("--warm-through", default="",
+                   help="comma-separated label counts to train on first, each round continuing from the last")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--vocab-size", type=int, default=16000)
+    p.add_argument("--max-len", type=int, default=256)
+    p.add_argument("--embedding-init", default="ppmi", choices=["ppmi", "random"])
+    p.add_argument("--teacher-size", default="teacher", choices=list(transformer.SIZES))
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(device="cpu")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    common.setup(args)
+    train, _ = common.load_imdb(args.data)
+    labels = np.asarray(train["label"])
+    rest, dev_index = common.split_off(np.arange(len(labels)), labels, DEV_SIZE, seed=0, block=DEV_BLOCK)
+    pool_index = rest[common.stratified_subset(labels[rest], POOL_SIZE, args.seed)]
+    tokenizer = common.train_tokenizer(train.select(pool_index)["text"], args.vocab_size, args.max_len)
+    pool = common.make_split(train, pool_index, tokenizer, args.progress)
+    dev = common.make_split(train, dev_index, tokenizer, args.progress)
+    vectors = None
+    if args.embedding_init == "ppmi":
+        vectors = training.word_vectors(pool.ids, len(tokenizer), transformer.SIZES[args.teacher_size]["d_model"])
+
+    # One random order of the pool: every warm stage's labels are a prefix of the final ones.
+    order = np.random.default_rng(args.seed).permutation(len(pool))
+    model = training.new_model(args, tokenizer, args.seed, vectors)
+    start = time.perf_counter()
+    stages = [int(n) for n in args.warm_through.split(",") if n.strip()] + [args.labels]
+    for n in stages:
+        fit = training.train_round(model, pool, order[:n], dev, args, args.seed + n, desc=f"{n} labels")
+        print(f"{n} labels: dev accuracy per epoch {' '.join(f'{a:.4f}' for a in fit['val_acc'])}", flush=True)
+    settings = {k: v for k, v in vars(args).items() if k not in ("data", "progress", "threads")}
+    print(f"RESULT dev_acc={max(fit['val_acc']):.4f} seconds={time.perf_counter() - start:.0f} {settings}")
+    return {"dev_acc": max(fit["val_acc"]), "history": fit}
+
+
+if __name__ == "__main__":
+    main()
