@@ -2,10 +2,10 @@
 
 The training split is an unlabeled pool: its labels stay hidden and are revealed only for the reviews
 the strategy asks for (the dataset plays the annotator). Starting from a random class-balanced seed set,
-each round trains the teacher on the labeled reviews, scores the unlabeled pool, and reveals the labels
-of the ``--query-size`` most uncertain reviews, until ``--label-budget`` labels are used. The
-validation set (carved from the training split) counts against that budget; the test split is used
-only for the final report.
+each round trains a fresh teacher on all labeled reviews (``--retrain cold``), scores the unlabeled
+pool, and reveals the labels of the ``--query-size`` most uncertain reviews, until ``--label-budget``
+labels are used. The validation set (whole runs of adjacent training rows, so mostly other movies
+than the pool's) counts against that budget; the test split is used only for the final report.
 
 Writes ``<out-dir>/teacher/`` (model, tokenizer, ``al_history.json``), ``<out-dir>/al_curve.png`` and
 one ``results.txt`` line per run.
