@@ -296,8 +296,9 @@ def split_off(indices, labels, n, seed, block=1):
         raise UserError(f"block must be at least 1 row, got {block}")
     rng = np.random.default_rng(seed)
     held = []
-    for c, k in zip(*class_counts(labels[indices], n)):
-        rows = indices[labels[indices] == c]
+    held_labels = labels[indices]
+    for c, k in zip(*class_counts(held_labels, n)):
+        rows = indices[held_labels == c]
         runs, run_of_row = np.unique(rows // block, return_inverse=True)
         # Runs in random order, rows in random order within a run; the last run taken may be cut.
         order = np.lexsort((rng.random(len(rows)), rng.permutation(len(runs))[run_of_row]))

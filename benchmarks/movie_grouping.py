@@ -8,7 +8,6 @@ two reviews points to one movie. Compare adjacent rows with random pairs, per cl
     python benchmarks/movie_grouping.py --data ../shared/data/imdb
 """
 
-import argparse
 import re
 import sys
 from collections import Counter
@@ -27,7 +26,7 @@ def rare_names(texts, low=2, high=30):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = common.make_parser("movie_grouping.py", __doc__)
     p.add_argument("--data", default=None, help="as in the scripts (default: $IMDB_DATA, else the hub)")
     p.add_argument("--pairs", type=int, default=20000, help="random pairs per class")
     args = p.parse_args(argv)

@@ -67,9 +67,10 @@ def main(argv=None):
     for n in stages:
         fit = training.train_round(model, pool, order[:n], dev, args, args.seed + n, desc=f"{n} labels")
         print(f"{n} labels: dev accuracy per epoch {' '.join(f'{a:.4f}' for a in fit['val_acc'])}", flush=True)
+    best = max(fit["val_acc"])
     settings = {k: v for k, v in vars(args).items() if k not in ("data", "progress", "threads")}
-    print(f"RESULT dev_acc={max(fit['val_acc']):.4f} seconds={time.perf_counter() - start:.0f} {settings}")
-    return {"dev_acc": max(fit["val_acc"]), "history": fit}
+    print(f"RESULT dev_acc={best:.4f} seconds={time.perf_counter() - start:.0f} {settings}")
+    return {"dev_acc": best, "history": fit}
 
 
 if __name__ == "__main__":
