@@ -340,23 +340,30 @@ def train_tokenizer(texts, vocab_size, max_len):
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
-    tok.normalizer = normalizers.Sequence([
+    normalizer = normalizers.Sequence([
         normalizers.Replace(Regex(r"<br\s*/?>"), " "),
         normalizers.BertNormalizer(lowercase=True, strip_accents=True),
     ])
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS.values()),
-                                        show_progress=False)
-    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
-    # The trainer breaks frequency ties in hash order, so the same texts can give the same tokens
-    # under other ids from run to run. Numbering them in a fixed order removes that variation (on
-    # IMDB at 16k the token set itself came out the same run after run; on a tiny corpus a tied
-    # merge can still differ, which is why a saved tokenizer is reused rather than retrained).
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     specials = list(SPECIAL_TOKENS.values())
+    # The trainer numbers each "##" continuation piece when it first meets it while walking a hash
+    # map, and breaks ties between equally frequent merges by those numbers, so the same texts gave
+    # another vocabulary from run to run (huggingface/tokenizers#1794). Handing it every continuation
+    # piece up front, in sorted order, fixes their numbers and so the whole training.
+    chars = set().union(*(normalizer.normalize_str(t) for t in texts))
+    continuations = sorted("##" + c for c in chars if len(pre_tokenizer.pre_tokenize_str("a" + c)) == 1)
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials + continuations,
+                                        show_progress=False)
+    tok = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
+    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+
+    # A fresh tokenizer on the learned vocabulary, numbered in a fixed order, where only the real
+    # special tokens are special (the continuation pieces are ordinary tokens).
     rest = sorted(set(tok.get_vocab()) - set(specials), key=lambda t: (len(t), t))
-    tok.model = models.WordPiece({t: i for i, t in enumerate(specials + rest)}, unk_token=SPECIAL_TOKENS["unk_token"])
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(specials + rest)}, unk_token=SPECIAL_TOKENS["unk_token"]))
+    tok.normalizer, tok.pre_tokenizer, tok.decoder = normalizer, pre_tokenizer, decoders.WordPiece()
+    tok.add_special_tokens(specials)
     cls, sep = SPECIAL_TOKENS["cls_token"], SPECIAL_TOKENS["sep_token"]
     tok.post_processor = processors.TemplateProcessing(
         single=f"{cls} $A {sep}", special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))])

@@ -146,6 +146,20 @@ def test_tokenizer_ids_are_numbered_in_a_fixed_order(tokenizer):
     assert tokenizer.pad_token_id == 0
 
 
+def test_tokenizer_training_is_deterministic():
+    """Tie-prone texts: the trainer alone gave several vocabularies over repeated runs
+    (huggingface/tokenizers#1794); every run must now give the same one, continuation pieces
+    ordinary (not special) tokens that decode back into their word."""
+    texts = ["Wel come to the 🤗 Tok en izers libr ary.", "A sweet little film, sweetly acted; ties often tie."]
+    vocabularies = {tuple(sorted(common.train_tokenizer(texts, vocab_size=120, max_len=32).get_vocab().items()))
+                    for _ in range(20)}
+    assert len(vocabularies) == 1
+    tok = common.train_tokenizer(texts, vocab_size=120, max_len=32)
+    assert tok.all_special_tokens and not any(t.startswith("##") for t in tok.all_special_tokens)
+    ids = tok("sweetly tokenizers")["input_ids"]
+    assert tok.decode(ids, skip_special_tokens=True) == "sweetly tokenizers"
+
+
 def test_tokenizer_keeps_the_end_of_long_reviews(tokenizer):
     ids = tokenizer("the " * 100 + "boring ending", truncation=True)["input_ids"]
     assert len(ids) == 16
