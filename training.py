@@ -247,8 +247,8 @@ def state_dir(args, strategy, seed):
 
 
 def resumed_tokenizer(args, seeds):
-    """With --resume, the tokenizer of an interrupted run: the trainer breaks frequency ties in hash
-    order, so training it again could give another vocabulary."""
+    """With --resume, the tokenizer saved by the interrupted run: its weights were trained on those ids
+    (another version of ``tokenizers`` could train other ones), and it saves the time of training it."""
     from transformers import AutoTokenizer
 
     if args.resume:
