@@ -390,8 +390,10 @@ def run(args):
     val = common.make_split(train, val_index, tokenizer, args.progress)
     test = common.make_split(test_split, test_index, tokenizer, args.progress)
     # pool.labels play the annotator: the loop reads them only for the seed set and queried reviews.
+    cut = np.mean([len(x) == args.max_len for x in pool.ids])  # longer reviews were cut to max_len
     common.tqdm.write(f"{PROG}: pool {len(pool)}, validation {len(val)}, test {len(test)}, "
-                      f"tokenizer + encoding {time.perf_counter() - start:.1f}s, device {device}")
+                      f"tokenizer + encoding {time.perf_counter() - start:.1f}s, device {device}; "
+                      f"{cut:.0%} of pool reviews cut to their last {args.max_len} tokens")
 
     vectors = None
     if args.embedding_init == "ppmi":
