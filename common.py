@@ -331,7 +331,7 @@ def make_split(dataset, index, tokenizer, progress_bar=True):
 
 
 def train_tokenizer(texts, vocab_size, max_len):
-    """A lower-cased WordPiece tokenizer trained on ``texts`` (training texts only).
+    """A lower-cased WordPiece tokenizer trained on ``texts`` (training texts only; a sequence, read twice).
 
     The normalizer turns IMDB's ``<br />`` tags into spaces, so training, evaluation and a
     ``pipeline`` all see the same text. Long reviews keep their end (``truncation_side="left"``):
