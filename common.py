@@ -351,7 +351,7 @@ def train_tokenizer(texts, vocab_size, max_len):
     # another vocabulary from run to run (huggingface/tokenizers#1794). Handing it every continuation
     # piece up front, in sorted order, fixes their numbers and so the whole training.
     chars = set().union(*(normalizer.normalize_str(t) for t in texts))
-    continuations = sorted("##" + c for c in chars if len(pre_tokenizer.pre_tokenize_str("a" + c)) == 1)
+    continuations = sorted("##" + c for c in chars if _stays_in_word(pre_tokenizer, c))
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials + continuations,
                                         show_progress=False)
     tok = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
@@ -370,6 +370,11 @@ def train_tokenizer(texts, vocab_size, max_len):
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, model_max_length=max_len, truncation_side="left", padding_side="right",
         model_input_names=["input_ids", "attention_mask"], **SPECIAL_TOKENS)
+
+
+def _stays_in_word(pre_tokenizer, char):
+    """Whether ``char`` can continue a word (punctuation splits off, whitespace is dropped)."""
+    return [word for word, _ in pre_tokenizer.pre_tokenize_str("a" + char)] == ["a" + char]
 
 
 def encode(tokenizer, texts, progress_bar=True, chunk=2000):

@@ -160,6 +160,15 @@ def test_tokenizer_training_is_deterministic():
     assert tok.decode(ids, skip_special_tokens=True) == "sweetly tokenizers"
 
 
+def test_tokenizer_vocabulary_has_no_unusable_continuation_pieces():
+    """Whitespace never continues a word and punctuation always splits off: a "## " or "##," piece
+    could never be used and would waste a slot of the vocabulary."""
+    tok = common.train_tokenizer(["a tab\there, a\u00a0nbsp; words!"] * 3, vocab_size=200, max_len=32)
+    pieces = {t[2:] for t in tok.get_vocab() if t.startswith("##")}
+    assert pieces and not any(c.isspace() or c in ",;!" for c in pieces)
+    assert {"##b", "##t"} <= set(tok.get_vocab())
+
+
 def test_tokenizer_keeps_the_end_of_long_reviews(tokenizer):
     ids = tokenizer("the " * 100 + "boring ending", truncation=True)["input_ids"]
     assert len(ids) == 16
