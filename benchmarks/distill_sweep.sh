@@ -12,7 +12,7 @@ mkdir -p "$out/checkpoints"
 rm -rf "$out/checkpoints/teacher" && cp -r "$ck/teacher" "$out/checkpoints/teacher"
 {
   echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) preset=$preset commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)"
-  for setting in "1 0.7" "4 0.7" "4 0.9" "8 0.9"; do
+  for setting in "1 0.7" "2 0.7" "4 0.7" "8 0.9"; do  # the default (T=4, alpha=0.9) runs in the pipeline
     set -- $setting
     echo "# temperature=$1 alpha=$2"
     python origi.py --preset "$preset" --out-dir "$out/checkpoints" --results "$out/results.txt" --no-progress \

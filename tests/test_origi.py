@@ -82,7 +82,7 @@ def test_smoke_run_writes_students_and_results(parquet_dir, teacher, tmp_path):
     assert b["transfer_size"] == len(history["revealed_index"]) == 120
     assert s["labels_used"] == history["labels_used"] == 180
     assert s["test_acc"] == pytest.approx(out["student"]["test_acc"], abs=1e-4)
-    assert 0 <= s["agreement"] <= 1 and s["temperature"] == 2.0 and s["alpha"] == 0.7 and b["alpha"] == 0.0
+    assert 0 <= s["agreement"] <= 1 and s["temperature"] == 4.0 and s["alpha"] == 0.9 and b["alpha"] == 0.0
     for name in ("student", "student_no_kd"):
         model, _, info = common.load_checkpoint(teacher / name, "origi.py")
         assert info["distilled"] == (name == "student")
