@@ -179,7 +179,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, help="epochs per round")
     p.add_argument("--lr", type=float, help="peak learning rate (one-cycle AdamW)")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--dropout", type=float, default=0.1)
+    # 0.2 beat 0.1 on both seeds of the development set (benchmarks/teacher_dev_dropout/log.txt).
+    p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
     p.add_argument("--val-block", type=int, default=100,
                    help="validation takes whole runs of this many adjacent training rows: IMDB lists a movie's "

@@ -33,7 +33,7 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--vocab-size", type=int, default=16000)
     p.add_argument("--max-len", type=int, default=256)
     p.add_argument("--embedding-init", default="ppmi", choices=["ppmi", "random"])
