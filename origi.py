@@ -10,7 +10,7 @@ only (``student_no_kd``): the ablation that shows what distillation bought.
 Writes ``<out-dir>/student/`` (and ``<out-dir>/student_no_kd/``) and one ``results.txt`` line per model.
 
     python origi.py --preset smoke --data ../shared/data/imdb
-    python origi.py --temperature 2 --alpha 0.7               # softer teacher term
+    python origi.py --temperature 2 --alpha 0.7     # the previous default: less weight on the teacher
 """
 
 import time
