@@ -25,19 +25,21 @@ DEV_SIZE, DEV_BLOCK, POOL_SIZE = 2000, 100, 12500
 
 
 def parse_args(argv=None):
+    # Defaults are the quick teacher's, read from where training.py gets them, so the two cannot drift.
+    quick, teacher = common.PRESETS["quick"], training.parse_args([])
     p = common.make_parser("teacher_dev.py", __doc__)
     p.add_argument("--data", default=None, help="as in training.py (default: $IMDB_DATA, else the hub)")
     p.add_argument("--labels", type=int, default=8000, help="random labels the final model trains on")
     p.add_argument("--warm-through", default="",
                    help="comma-separated label counts to train on first, each round continuing from the last")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--dropout", type=float, default=0.2)
-    p.add_argument("--vocab-size", type=int, default=16000)
-    p.add_argument("--max-len", type=int, default=256)
-    p.add_argument("--embedding-init", default="ppmi", choices=["ppmi", "random"])
-    p.add_argument("--teacher-size", default="teacher", choices=list(transformer.SIZES))
+    p.add_argument("--epochs", type=int, default=quick["epochs"])
+    p.add_argument("--lr", type=float, default=quick["lr"])
+    p.add_argument("--batch-size", type=int, default=quick["batch_size"])
+    p.add_argument("--dropout", type=float, default=teacher.dropout)
+    p.add_argument("--vocab-size", type=int, default=quick["vocab_size"])
+    p.add_argument("--max-len", type=int, default=quick["max_len"])
+    p.add_argument("--embedding-init", default=teacher.embedding_init, choices=["ppmi", "random"])
+    p.add_argument("--teacher-size", default=quick["teacher_size"], choices=list(transformer.SIZES))
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-progress", dest="progress", action="store_false")
