@@ -137,7 +137,7 @@ def new_model(args, tokenizer, seed, vectors=None):
     torch.manual_seed(seed)
     config = transformer.TransformerConfig.from_size(
         args.teacher_size, vocab_size=len(tokenizer), max_len=args.max_len,
-        pad_token_id=tokenizer.pad_token_id, dropout=args.dropout)
+        pad_token_id=tokenizer.pad_token_id, dropout=args.dropout, pooling=args.pooling)
     model = transformer.TransformerClassifier(config)
     scale = vectors.std() if vectors is not None else 0
     if scale > 0:
@@ -181,6 +181,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int)
     # 0.2 beat 0.1 on both seeds of the development set (benchmarks/teacher_dev_dropout/log.txt).
     p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--pooling", default="mean", choices=list(transformer.POOLINGS),
+                   help="review vector: mean of the token states, or mean and max side by side")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
     p.add_argument("--val-block", type=int, default=100,
                    help="validation takes whole runs of this many adjacent training rows: IMDB lists a movie's "
@@ -238,7 +240,7 @@ def parse_seeds(args):
 def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
-            "mc_samples", "retrain", "embedding_init", "epochs", "lr", "batch_size", "dropout", "val_size", "val_block",
+            "mc_samples", "retrain", "embedding_init", "epochs", "lr", "batch_size", "dropout", "pooling", "val_size", "val_block",
             "vocab_size", "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 

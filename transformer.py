@@ -37,6 +37,11 @@ SIZES = {
 }
 
 
+# How the token states become one review vector: their mean, or their mean and their maximum side by
+# side ("concat pooling", Howard & Ruder 2018), where one strong phrase can decide the verdict.
+POOLINGS = ("mean", "mean_max")
+
+
 class TransformerConfig(PreTrainedConfig):
     model_type = "label-less-transformer"
 
@@ -50,12 +55,15 @@ class TransformerConfig(PreTrainedConfig):
         d_ff=128,
         dropout=0.1,
         attn_dropout=0.0,
+        pooling="mean",
         initializer_range=0.02,
         pad_token_id=0,
         **kwargs,
     ):
         if d_model % n_head != 0:
             raise ValueError(f"d_model={d_model} must be divisible by n_head={n_head}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
         self.vocab_size = vocab_size
         self.max_len = max_len
         self.n_layer = n_layer
@@ -66,6 +74,7 @@ class TransformerConfig(PreTrainedConfig):
         # Off by default: on a CPU, drawing a (B, n_head, T, T) dropout mask costs more than the
         # attention itself, and it forces SDPA off its fused kernel.
         self.attn_dropout = attn_dropout
+        self.pooling = pooling
         self.initializer_range = initializer_range
         kwargs.setdefault("id2label", {0: "neg", 1: "pos"})
         kwargs.setdefault("label2id", {"neg": 0, "pos": 1})
@@ -157,7 +166,8 @@ class TransformerClassifier(PreTrainedModel):
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.d_model)
-        self.head = nn.Linear(config.d_model, config.num_labels)
+        pooled_dim = config.d_model * (2 if config.pooling == "mean_max" else 1)
+        self.head = nn.Linear(pooled_dim, config.num_labels)
         self.post_init()
 
     def _init_weights(self, module):
@@ -197,6 +207,9 @@ class TransformerClassifier(PreTrainedModel):
         x = self.ln_f(x)  # (B, T, C)
         w = keep.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
         pooled = (x * w).sum(1) / w.sum(1).clamp(min=1.0)  # (B, C)
+        if self.config.pooling == "mean_max":
+            peak = x.masked_fill(~keep.unsqueeze(-1), torch.finfo(x.dtype).min).amax(1)  # (B, C)
+            pooled = torch.cat([pooled, peak], dim=-1)  # (B, 2C)
         logits = self.head(pooled)  # (B, num_labels)
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)

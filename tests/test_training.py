@@ -79,7 +79,7 @@ def test_word_vectors_put_words_used_alike_together():
 
 
 def test_new_model_starts_from_the_word_vectors():
-    args = argparse.Namespace(teacher_size="tiny", max_len=16, dropout=0.1)
+    args = argparse.Namespace(teacher_size="tiny", max_len=16, dropout=0.1, pooling="mean")
     tokenizer = type("Tok", (), {"pad_token_id": 0, "__len__": lambda self: 30})()
     vectors = torch.randn(30, 16) * 3
     emb = training.new_model(args, tokenizer, 0, vectors).tok_emb.weight.detach()

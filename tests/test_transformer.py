@@ -35,6 +35,24 @@ def test_appended_padding_does_not_change_logits(tiny_model_and_tokenizer):
     assert not torch.allclose(plain, model(torch.cat([ids, junk], 1)).logits, atol=1e-5)  # unmasked, it differs
 
 
+def test_mean_max_pooling_ignores_padding():
+    """The max over time must skip pad positions, even when their states would be the largest."""
+    config = transformer.TransformerConfig.from_size("tiny", vocab_size=50, max_len=16, pooling="mean_max")
+    model = transformer.TransformerClassifier(config).eval()
+    with torch.no_grad():
+        model.tok_emb.weight[10] = 100.0  # a pad position holding token 10 would win every max
+        ids = torch.tensor([[5, 6, 7, 8]])
+        plain = model(ids).logits
+        padded_ids = torch.cat([ids, torch.full((1, 3), 10)], 1)
+        padded = model(padded_ids, attention_mask=torch.tensor([[1, 1, 1, 1, 0, 0, 0]])).logits
+        unmasked = model(padded_ids).logits
+    assert model.head.in_features == 2 * config.d_model
+    torch.testing.assert_close(plain, padded, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(plain, unmasked, atol=1e-3)
+    with pytest.raises(ValueError, match="unknown pooling"):
+        transformer.TransformerConfig(pooling="sum")
+
+
 def test_word_order_matters(tiny_model_and_tokenizer):
     """Position embeddings exist: the model is no bag of words."""
     model, tok = tiny_model_and_tokenizer
