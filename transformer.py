@@ -3,7 +3,7 @@
 Teacher and student are two sizes of the same classes (see ``SIZES``), after Vaswani et al. 2017,
 "Attention is All You Need": token + learned position embeddings, ``n_layer`` pre-LN encoder blocks
 (multi-head self-attention with a padding mask, feed-forward, residuals), mean pooling over the
-non-pad tokens, and a 2-way classification head.
+non-pad tokens (optionally mean and max side by side), and a 2-way classification head.
 
 It is a Hugging Face model: importing this module registers it with ``AutoConfig`` and
 ``AutoModelForSequenceClassification``, so a saved folder works with ``from_pretrained`` and with
@@ -38,7 +38,8 @@ SIZES = {
 
 
 # How the token states become one review vector: their mean, or their mean and their maximum side by
-# side ("concat pooling", Howard & Ruder 2018), where one strong phrase can decide the verdict.
+# side ("concat pooling", Howard & Ruder 2018), so that one strong phrase can decide the verdict.
+# Mean stays the default: concat pooling lost on the development set (benchmarks/teacher_dev_pooling).
 POOLINGS = ("mean", "mean_max")
 
 
