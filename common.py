@@ -447,13 +447,15 @@ def evaluate(model, ids, labels, batch_size=128, progress_bar=False):
 
 
 def fit(model, ids, loss_fn, *, epochs, lr, batch_size, seed, val=None, weight_decay=0.01,
-        progress_bar=True, desc="train"):
+        average_from=None, progress_bar=True, desc="train"):
     """Train ``model`` on token ids ``ids`` with AdamW and a one-cycle schedule.
 
     ``loss_fn(logits, idx)`` gives the loss of a batch, ``idx`` indexing ``ids``. With
     ``val=(val_ids, val_labels)`` the weights of the best validation epoch are kept (and restored);
-    without it, the last epoch's. Returns a dict: per-epoch train loss and val accuracy, best epoch,
-    seconds.
+    without it, the last epoch's. With ``average_from`` in [0, 1), the last epoch's weights are the
+    running mean of the weights after every step from that fraction of training on (stochastic
+    weight averaging, Izmailov et al. 2018). Returns a dict: per-epoch train loss and val accuracy,
+    best epoch, seconds.
     """
     device = next(model.parameters()).device
     rng = np.random.default_rng(seed)
@@ -467,6 +469,7 @@ def fit(model, ids, loss_fn, *, epochs, lr, batch_size, seed, val=None, weight_d
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(steps))
     history = {"train_loss": [], "val_acc": [], "best_epoch": None}
     best_acc, best_state = -1.0, None
+    average = WeightAverage(model, start=None if average_from is None else int(average_from * steps))
     start = time.perf_counter()
     for epoch in range(epochs):
         model.train()
@@ -483,9 +486,12 @@ def fit(model, ids, loss_fn, *, epochs, lr, batch_size, seed, val=None, weight_d
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
+            average.step()
             total, count = total + loss.item() * len(idx), count + len(idx)
             bar.set_postfix(loss=f"{total / count:.4f}")
         history["train_loss"].append(total / max(count, 1))
+        if epoch == epochs - 1:
+            average.apply()
         if val is not None:
             acc = evaluate(model, *val)
             history["val_acc"].append(acc)
@@ -498,6 +504,31 @@ def fit(model, ids, loss_fn, *, epochs, lr, batch_size, seed, val=None, weight_d
         history["best_epoch"] = epochs
     history["seconds"] = time.perf_counter() - start
     return history
+
+
+class WeightAverage:
+    """Running mean of a model's floating-point weights from optimizer step ``start`` on (None: off)."""
+
+    def __init__(self, model, start):
+        self.model, self.start, self.steps, self.mean = model, start, 0, None
+
+    @torch.no_grad()
+    def step(self):
+        self.steps += 1
+        if self.start is None or self.steps <= self.start:
+            return
+        state = {k: v for k, v in self.model.state_dict().items() if v.is_floating_point()}
+        if self.mean is None:
+            self.mean, self.count = {k: v.detach().clone() for k, v in state.items()}, 1
+            return
+        self.count += 1
+        for k, v in state.items():
+            self.mean[k].add_(v - self.mean[k], alpha=1.0 / self.count)
+
+    def apply(self):
+        """Load the mean into the model (no-op when nothing was averaged)."""
+        if self.mean is not None:
+            self.model.load_state_dict(self.mean, strict=False)
 
 
 def warmup_linear_decay(steps, warmup_fraction=0.1):

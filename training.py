@@ -152,7 +152,8 @@ def train_round(model, pool, labeled, val, args, seed, desc):
     y = torch.from_numpy(pool.labels[labeled]).long().to(model.device)
     return common.fit(model, ids, lambda logits, idx: F.cross_entropy(logits, y[idx]),
                       epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=seed,
-                      val=(val.ids, val.labels), progress_bar=args.progress, desc=desc)
+                      val=(val.ids, val.labels), average_from=args.average_from,
+                      progress_bar=args.progress, desc=desc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,6 +182,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int)
     # 0.2 beat 0.1 on both seeds of the development set (benchmarks/teacher_dev_dropout/log.txt).
     p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--average-from", type=float, default=None,
+                   help="average the weights over the steps after this fraction of each round's training "
+                        "(stochastic weight averaging; off by default)")
     p.add_argument("--pooling", default="mean", choices=list(transformer.POOLINGS),
                    help="review vector: mean of the token states, or mean and max side by side")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
@@ -225,6 +229,8 @@ def check_args(args, pool_size):
         bad("--rounds and --pool-sample must not be negative")
     if not 0.0 <= args.dropout < 1.0:
         bad(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.average_from is not None and not 0.0 <= args.average_from < 1.0:
+        bad(f"--average-from must be in [0, 1), got {args.average_from}")
 
 
 def parse_seeds(args):
@@ -240,7 +246,7 @@ def parse_seeds(args):
 def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
-            "mc_samples", "retrain", "embedding_init", "epochs", "lr", "batch_size", "dropout", "pooling", "val_size", "val_block",
+            "mc_samples", "retrain", "embedding_init", "epochs", "lr", "batch_size", "dropout", "pooling", "average_from", "val_size", "val_block",
             "vocab_size", "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 

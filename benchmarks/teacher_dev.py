@@ -39,6 +39,7 @@ def parse_args(argv=None):
     p.add_argument("--vocab-size", type=int, default=quick["vocab_size"])
     p.add_argument("--max-len", type=int, default=quick["max_len"])
     p.add_argument("--pooling", default=teacher.pooling, choices=list(transformer.POOLINGS))
+    p.add_argument("--average-from", type=float, default=teacher.average_from)
     p.add_argument("--embedding-init", default=teacher.embedding_init, choices=["ppmi", "random"])
     p.add_argument("--teacher-size", default=quick["teacher_size"], choices=list(transformer.SIZES))
     p.add_argument("--seed", type=int, default=1)

@@ -1,3 +1,4 @@
+import copy
 import multiprocessing
 import os
 import subprocess
@@ -7,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 import common
 from conftest import ROOT, make_reviews, write_parquet
@@ -212,6 +214,37 @@ def test_collate_pads_and_masks():
     ids, mask = common.collate([np.array([5, 6, 7]), np.array([8])], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_weight_averaging_keeps_the_mean_of_the_late_iterates(tiny_model_and_tokenizer):
+    model, tok = tiny_model_and_tokenizer
+    texts, labels = make_reviews(64, 0)
+    ids = [np.array(tok(t, truncation=True)["input_ids"]) for t in texts]
+    y = torch.tensor(labels)
+    initial = copy.deepcopy(model.state_dict())
+
+    def run(average_from, record=None):
+        model.load_state_dict(initial)
+
+        def loss_fn(logits, idx):
+            if record is not None:  # the weights before each step: the iterate after the step before
+                record.append({k: v.clone() for k, v in model.state_dict().items()})
+            return torch.nn.functional.cross_entropy(logits, y[idx])
+
+        common.fit(model, ids, loss_fn, epochs=2, lr=1e-2, batch_size=8, seed=0,
+                   average_from=average_from, progress_bar=False)
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    iterates = []
+    last = run(None, iterates)
+    iterates = iterates[1:] + [last]  # after steps 1..16
+    averaged = run(0.5)  # mean over the iterates after steps 9..16
+    for k, v in averaged.items():
+        if v.is_floating_point():
+            expected = torch.stack([it[k] for it in iterates[8:]]).mean(0)
+            torch.testing.assert_close(v, expected, rtol=1e-4, atol=1e-6)
+    assert any(not torch.equal(averaged[k], last[k]) for k in last)
+    model.load_state_dict(initial)
 
 
 # --- checkpoints ------------------------------------------------------------------------------

@@ -172,6 +172,7 @@ def test_resume_after_interruption_gives_the_same_labeled_set(parquet_dir, tmp_p
     (["--seeds", "1,x"], "--seeds takes comma-separated integers"),
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--val-block", "0"], "--val-block must be at least 1"),
+    (["--average-from", "1"], "--average-from must be in [0, 1)"),
 ])
 def test_bad_options_exit_2_and_write_nothing(parquet_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:
