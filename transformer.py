@@ -29,8 +29,8 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 # Named sizes. The student has far fewer non-embedding parameters than the teacher (one thin layer
 # against a deep wide stack) because inference time grows with them, while the embedding lookup is
-# nearly free. ``teacher_wide`` is a candidate teacher under test on the development set; ``tiny``
-# exists for tests.
+# nearly free. ``teacher_wide`` is kept to reproduce the development runs that compared it with
+# ``teacher`` (it lost: benchmarks/teacher_dev_wide*); ``tiny`` exists for tests.
 SIZES = {
     "teacher": dict(n_layer=3, d_model=128, n_head=4, d_ff=512),
     "teacher_wide": dict(n_layer=3, d_model=192, n_head=6, d_ff=768),
