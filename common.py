@@ -510,7 +510,7 @@ class WeightAverage:
     """Running mean of a model's floating-point weights from optimizer step ``start`` on (None: off)."""
 
     def __init__(self, model, start):
-        self.model, self.start, self.steps, self.mean = model, start, 0, None
+        self.model, self.start, self.steps, self.mean, self.count = model, start, 0, None, 0
 
     @torch.no_grad()
     def step(self):
@@ -518,10 +518,10 @@ class WeightAverage:
         if self.start is None or self.steps <= self.start:
             return
         state = {k: v for k, v in self.model.state_dict().items() if v.is_floating_point()}
-        if self.mean is None:
-            self.mean, self.count = {k: v.detach().clone() for k, v in state.items()}, 1
-            return
         self.count += 1
+        if self.mean is None:
+            self.mean = {k: v.detach().clone() for k, v in state.items()}
+            return
         for k, v in state.items():
             self.mean[k].add_(v - self.mean[k], alpha=1.0 / self.count)
 

@@ -246,8 +246,9 @@ def parse_seeds(args):
 def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
-            "mc_samples", "retrain", "embedding_init", "epochs", "lr", "batch_size", "dropout", "pooling", "average_from", "val_size", "val_block",
-            "vocab_size", "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
+            "mc_samples", "retrain", "embedding_init", "epochs", "lr", "batch_size", "dropout", "pooling",
+            "average_from", "val_size", "val_block", "vocab_size", "max_len", "teacher_size", "max_train_samples",
+            "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 
 
@@ -279,8 +280,10 @@ def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device
         if saved_tokenizer.get_vocab() != tokenizer.get_vocab():
             raise common.UserError(f"cannot --resume {folder}: its tokenizer differs from this run's "
                                    "(other data?); rerun with the same --data or without --resume")
-        if state["settings"] != run_settings:
-            diff = sorted(k for k in run_settings if state["settings"].get(k) != run_settings[k])
+        # An option added after the state was written is missing from it: that run used its default.
+        defaults = vars(parse_args([]))
+        diff = sorted(k for k in run_settings if state["settings"].get(k, defaults.get(k)) != run_settings[k])
+        if diff:
             raise common.UserError(f"cannot --resume {folder}: it was started with other settings "
                                    f"({', '.join(diff)}); rerun with those or without --resume")
         common.tqdm.write(f"{PROG}: resuming {strategy} seed {seed} after round {state['rounds'][-1]['round']}")

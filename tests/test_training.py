@@ -156,6 +156,11 @@ def test_resume_after_interruption_gives_the_same_labeled_set(parquet_dir, tmp_p
     assert not (tmp_path / "b" / "ck" / "teacher").exists()
     monkeypatch.setattr(training, "train_round", real_round)
     monkeypatch.setattr(common, "train_tokenizer", None)  # a resumed run must not retrain it
+    # A state written before an option existed lacks it, and resumes as long as the option is at its default.
+    info = next((tmp_path / "b" / "ck" / "al_state").glob("*/training_info.json"))
+    state = json.loads(info.read_text())
+    del state["settings"]["average_from"]
+    info.write_text(json.dumps(state))
     resumed = training.main(smoke_args(parquet_dir, tmp_path / "b", "--resume", *one))
     assert resumed["runs"][0]["labeled_index"] == reference
     assert len(resumed["runs"][0]["rounds"]) == 3
