@@ -462,11 +462,7 @@ def fit(model, ids, loss_fn, *, epochs, lr, batch_size, seed, val=None, weight_d
     torch.manual_seed(seed)  # dropout masks: a round is reproducible whatever ran before it
     lengths = np.array([len(x) for x in ids])
     steps = epochs * math.ceil(len(ids) / batch_size)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "emb" in n]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(steps))
+    optimizer, schedule = make_optimizer(model.named_parameters(), lr, weight_decay, steps)
     history = {"train_loss": [], "val_acc": [], "best_epoch": None}
     best_acc, best_state = -1.0, None
     average = WeightAverage(model, start=None if average_from is None else int(average_from * steps))
@@ -529,6 +525,16 @@ class WeightAverage:
         """Load the mean into the model (no-op when nothing was averaged)."""
         if self.mean is not None:
             self.model.load_state_dict(self.mean, strict=False)
+
+
+def make_optimizer(named_parameters, lr, weight_decay, steps):
+    """AdamW with a one-cycle schedule over ``steps``; biases, norms and embeddings are not decayed."""
+    named = list(named_parameters)
+    decay = [p for n, p in named if p.dim() >= 2 and "emb" not in n]
+    no_decay = [p for n, p in named if p.dim() < 2 or "emb" in n]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(steps))
 
 
 def warmup_linear_decay(steps, warmup_fraction=0.1):

@@ -59,6 +59,9 @@ def random_scores(n, rng):
 # from the training split: smaller scales gave the vectors too little weight to help the seed round.
 EMBEDDING_INIT_STD = 0.1
 
+# BERT's share of tokens to predict in masked-LM pre-training.
+MASK_FRACTION = 0.15
+
 STRATEGIES = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy,
               "bald": bald, "random": None}
 
@@ -132,8 +135,62 @@ def word_vectors(ids, vocab_size, dim, window=5, n_special=len(common.SPECIAL_TO
     return vectors  # (V, dim)
 
 
-def new_model(args, tokenizer, seed, vectors=None):
-    """A fresh teacher; ``vectors`` (from ``word_vectors``) initialise its token embeddings."""
+def mask_tokens(input_ids, attention_mask, mask_id, vocab_size, generator, n_special=len(common.SPECIAL_TOKENS)):
+    """BERT's corruption for masked-LM pre-training: ``MASK_FRACTION`` of the real, non-special tokens
+    are hidden, of those 80% replaced by ``[MASK]``, 10% by a random token and 10% left as they are
+    (so the encoder cannot tell which tokens it must predict). Returns ``(corrupted ids, targets)``,
+    targets -100 where nothing is to be predicted; CPU tensors ``(B, T)``."""
+    chosen = attention_mask.bool() & (input_ids >= n_special)
+    chosen &= torch.rand(input_ids.shape, generator=generator) < MASK_FRACTION
+    how = torch.rand(input_ids.shape, generator=generator)
+    corrupted = input_ids.masked_fill(chosen & (how < 0.8), mask_id)
+    swap = chosen & (how >= 0.8) & (how < 0.9)
+    corrupted[swap] = torch.randint(n_special, vocab_size, (int(swap.sum()),), generator=generator)
+    return corrupted, input_ids.masked_fill(~chosen, -100)
+
+
+def pretrain(model, ids, mask_id, *, epochs, lr, batch_size, seed, progress_bar=True):
+    """Masked-language-model pre-training (Devlin et al. 2019) of ``model``'s encoder on unlabeled
+    token ids: texts, not labels, so every review of the pool can teach the encoder before the few
+    labeled ones do. The classification head is left untouched. Returns per-epoch loss and seconds."""
+    device = model.device
+    head = transformer.MaskedLMHead(model.config).to(device)
+    rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # dropout masks
+    lengths = np.array([len(x) for x in ids])
+    steps = epochs * -(-len(ids) // batch_size)
+    named = [(n, p) for n, p in model.named_parameters() if not n.startswith("head.")]
+    named += list(head.named_parameters(prefix="mlm"))
+    optimizer, schedule = common.make_optimizer(named, lr, 0.01, steps)
+    history, start = {"mlm_loss": []}, time.perf_counter()
+    model.train()
+    for epoch in range(epochs):
+        total, count = 0.0, 0
+        bar = common.progress(common.length_batches(lengths, batch_size, rng), progress_bar, leave=False,
+                              desc=f"pre-train (masked LM) epoch {epoch + 1}/{epochs}")
+        for idx in bar:
+            input_ids, mask = common.collate([ids[i] for i in idx], model.config.pad_token_id)
+            corrupted, targets = mask_tokens(input_ids, mask, mask_id, model.config.vocab_size, generator)
+            targets = targets.to(device)
+            with common.autocast(device):
+                states, _ = model.encode(corrupted.to(device), mask.to(device))  # (B, T, C)
+                logits = head(states[targets != -100], model.tok_emb.weight)  # (N, vocab_size)
+            loss = F.cross_entropy(logits.float(), targets[targets != -100])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0)
+            optimizer.step()
+            schedule.step()
+            total, count = total + loss.item(), count + 1
+            bar.set_postfix(loss=f"{total / count:.3f}")
+        history["mlm_loss"].append(total / max(count, 1))
+    history["seconds"] = time.perf_counter() - start
+    return history
+
+
+def new_model(args, tokenizer, seed, vectors=None, pretrained=None):
+    """A fresh teacher; ``vectors`` (from ``word_vectors``) initialise its token embeddings, or the
+    ``pretrained`` state dict (from ``pretrain``) its whole encoder; the head is always fresh."""
     torch.manual_seed(seed)
     config = transformer.TransformerConfig.from_size(
         args.teacher_size, vocab_size=len(tokenizer), max_len=args.max_len,
@@ -143,6 +200,8 @@ def new_model(args, tokenizer, seed, vectors=None):
     if scale > 0:
         with torch.no_grad():
             model.tok_emb.weight.copy_(vectors / scale * EMBEDDING_INIT_STD)
+    if pretrained is not None:
+        model.load_state_dict({k: v for k, v in pretrained.items() if not k.startswith("head.")}, strict=False)
     return model
 
 
@@ -177,6 +236,10 @@ def parse_args(argv=None):
     p.add_argument("--embedding-init", default="ppmi", choices=["ppmi", "random"],
                    help="ppmi: token embeddings start from word vectors of the training texts (no labels), "
                         "which helps the small seed round; random: from scratch")
+    p.add_argument("--pretrain-epochs", type=int, default=0,
+                   help="epochs of masked-LM pre-training on the training texts (no labels) before the first "
+                        "round; every round's fresh model starts from it (0: none)")
+    p.add_argument("--pretrain-lr", type=float, default=1e-3, help="peak learning rate of the pre-training")
     p.add_argument("--epochs", type=int, help="epochs per round")
     p.add_argument("--lr", type=float, help="peak learning rate (one-cycle AdamW)")
     p.add_argument("--batch-size", type=int)
@@ -227,6 +290,9 @@ def check_args(args, pool_size):
             bad(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.rounds is not None and args.rounds < 0 or args.pool_sample < 0:
         bad("--rounds and --pool-sample must not be negative")
+    if args.pretrain_epochs < 0 or args.pretrain_lr <= 0:
+        bad(f"--pretrain-epochs must not be negative and --pretrain-lr must be positive, got "
+            f"{args.pretrain_epochs} and {args.pretrain_lr}")
     if not 0.0 <= args.dropout < 1.0:
         bad(f"--dropout must be in [0, 1), got {args.dropout}")
     if args.average_from is not None and not 0.0 <= args.average_from < 1.0:
@@ -246,9 +312,9 @@ def parse_seeds(args):
 def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
-            "mc_samples", "retrain", "embedding_init", "epochs", "lr", "batch_size", "dropout", "pooling",
-            "average_from", "val_size", "val_block", "vocab_size", "max_len", "teacher_size", "max_train_samples",
-            "max_test_samples", "seed")
+            "mc_samples", "retrain", "embedding_init", "pretrain_epochs", "pretrain_lr", "epochs", "lr",
+            "batch_size", "dropout", "pooling", "average_from", "val_size", "val_block", "vocab_size", "max_len",
+            "teacher_size", "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 
 
@@ -269,9 +335,34 @@ def resumed_tokenizer(args, seeds):
     return None
 
 
-def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device, vectors=None):
+# What the pre-trained encoder depends on (the texts, the tokenizer, the encoder and its training); a
+# run with other query settings or seeds can reuse it.
+PRETRAIN_SETTINGS = ("embedding_init", "pretrain_epochs", "pretrain_lr", "batch_size", "dropout", "val_size",
+                     "val_block", "vocab_size", "max_len", "teacher_size", "max_train_samples", "seed", "data")
+
+
+def pretrained_encoder(args, tokenizer, ids, vectors, device):
+    """The state dict of a teacher pre-trained as a masked LM on ``ids`` (texts, no labels), and the
+    pre-training's history. Saved under ``al_state/pretrained``, which ``--resume`` reuses."""
+    folder = args.out_dir / "al_state" / "pretrained"
+    wanted = {k: v for k, v in settings(args).items() if k in PRETRAIN_SETTINGS}
+    if args.resume and folder.exists():
+        model, _, info = common.load_checkpoint(folder, PROG, device, what="pre-trained encoder")
+        if info["settings"] == wanted:
+            common.tqdm.write(f"{PROG}: resuming with the pre-trained encoder in {folder}")
+            return model.state_dict(), info["history"]
+    model = new_model(args, tokenizer, args.seed, vectors).to(device)
+    history = pretrain(model, ids, tokenizer.mask_token_id, epochs=args.pretrain_epochs, lr=args.pretrain_lr,
+                       batch_size=args.batch_size, seed=args.seed, progress_bar=args.progress)
+    common.save_checkpoint(model, tokenizer, folder, {"settings": wanted, "history": history})
+    common.tqdm.write(f"{PROG}: masked-LM pre-training {history['seconds']:.0f}s, loss per epoch "
+                      + " ".join(f"{x:.3f}" for x in history["mlm_loss"]))
+    return model.state_dict(), history
+
+
+def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device, vectors=None, pretrained=None):
     """One active-learning run; returns ``(model, history)``. Resumable round by round. ``vectors``
-    initialise the token embeddings of every fresh model."""
+    initialise the token embeddings of every fresh model, or ``pretrained`` its whole encoder."""
     folder = state_dir(args, strategy, seed)
     run_settings = settings(args) | {"strategy": strategy, "run_seed": seed}
     model, state = None, None
@@ -299,7 +390,7 @@ def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device
         r = len(state["rounds"])
         round_seed = int(np.random.default_rng([seed, r]).integers(2**31))
         if model is None or args.retrain == "cold":
-            model = new_model(args, tokenizer, round_seed, vectors).to(device)
+            model = new_model(args, tokenizer, round_seed, vectors, pretrained).to(device)
         fit = train_round(model, pool, labeled, val, args, round_seed, desc=f"{strategy} s{seed} r{r}")
         record = {"round": r, "n_labeled": len(labeled), "labels_used": len(labeled) + len(val),
                   "val_acc": max(fit["val_acc"]), "train_seconds": fit["seconds"], "epochs": fit}
@@ -415,12 +506,17 @@ def run(args):
         vectors = word_vectors(pool.ids + val.ids, len(tokenizer), d_model)
         common.tqdm.write(f"{PROG}: word vectors from the training texts {time.perf_counter() - start:.1f}s")
 
+    pretrained, pretraining = None, None
+    if args.pretrain_epochs:
+        pretrained, pretraining = pretrained_encoder(args, tokenizer, pool.ids + val.ids, vectors, device)
+
     strategies = [args.strategy] + (["random"] if args.compare_random and args.strategy != "random" else [])
     runs, teacher = [], None
     for strategy in strategies:
         for seed in seeds:
             t0 = time.perf_counter()
-            model, state = run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device, vectors)
+            model, state = run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device, vectors,
+                                               pretrained)
             final = state["rounds"][-1]
             run_record = {"strategy": strategy, "seed": seed, "rounds": state["rounds"],
                           "labeled_index": pool.index[state["labeled"]].tolist(),
@@ -442,7 +538,7 @@ def run(args):
                "pool_fingerprint": common.fingerprint(pool.index, train.select(pool.index)["text"]),
                "test_index": test.index.tolist(), "revealed_index": runs[0]["labeled_index"],
                "labels_used": runs[0]["rounds"][-1]["labels_used"], "curve_metric": metric,
-               "summary": summary, "runs": runs}
+               "summary": summary, "pretraining": pretraining, "runs": runs}
     if "random" in summary and args.strategy != "random":
         history["label_fraction_to_match_random"] = label_savings(summary, args.strategy)
         history["gain_over_random_at_budget"] = summary[args.strategy]["mean"][-1] - summary["random"]["mean"][-1]

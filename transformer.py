@@ -141,6 +141,23 @@ class EncoderBlock(nn.Module):
         return x  # (B, T, C)
 
 
+class MaskedLMHead(nn.Module):
+    """BERT's pre-training head: predicts the tokens hidden from the encoder from their states, decoding
+    with the token embeddings (tied), so pre-training shapes the very vectors the classifier reads."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.d_model, config.d_model)
+        self.ln = nn.LayerNorm(config.d_model)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        nn.init.normal_(self.dense.weight, mean=0.0, std=config.initializer_range)
+        nn.init.zeros_(self.dense.bias)
+
+    def forward(self, h, tok_emb_weight):
+        h = self.ln(F.gelu(self.dense(h)))  # (N, C): the states of the hidden tokens only
+        return F.linear(h, tok_emb_weight, self.bias)  # (N, vocab_size)
+
+
 def keep_last_tokens(input_ids, attention_mask, max_len):
     """Crop each row to its last ``max_len`` real tokens, whatever the padding side.
 
@@ -195,11 +212,8 @@ class TransformerClassifier(PreTrainedModel):
             n -= self.tok_emb.weight.numel() + self.pos_emb.weight.numel()
         return n
 
-    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if input_ids.shape[1] > self.config.max_len:
-            input_ids, attention_mask = keep_last_tokens(input_ids, attention_mask, self.config.max_len)
+    def encode(self, input_ids, attention_mask):
+        """Token states ``(B, T, C)`` of ``input_ids`` (at most ``max_len`` tokens) and their mask ``(B, T)``."""
         B, T = input_ids.shape  # (B, T)
         keep = attention_mask.bool()  # (B, T)
         pos = torch.arange(T, device=input_ids.device)
@@ -207,7 +221,14 @@ class TransformerClassifier(PreTrainedModel):
         key_mask = keep[:, None, None, :]  # (B, 1, 1, T): every query sees only real tokens
         for block in self.blocks:
             x = block(x, key_mask)
-        x = self.ln_f(x)  # (B, T, C)
+        return self.ln_f(x), keep  # (B, T, C), (B, T)
+
+    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if input_ids.shape[1] > self.config.max_len:
+            input_ids, attention_mask = keep_last_tokens(input_ids, attention_mask, self.config.max_len)
+        x, keep = self.encode(input_ids, attention_mask)  # (B, T, C), (B, T)
         w = keep.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
         pooled = (x * w).sum(1) / w.sum(1).clamp(min=1.0)  # (B, C)
         if self.config.pooling == "mean_max":

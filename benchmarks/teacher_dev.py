@@ -41,12 +41,43 @@ def parse_args(argv=None):
     p.add_argument("--pooling", default=teacher.pooling, choices=list(transformer.POOLINGS))
     p.add_argument("--average-from", type=float, default=teacher.average_from)
     p.add_argument("--embedding-init", default=teacher.embedding_init, choices=["ppmi", "random"])
+    p.add_argument("--pretrain-epochs", type=int, default=teacher.pretrain_epochs)
+    p.add_argument("--pretrain-lr", type=float, default=teacher.pretrain_lr)
+    p.add_argument("--unlabeled", default="pool", choices=["pool", "all"],
+                   help="texts the tokenizer, word vectors and pre-training learn from: the pool, or every "
+                        "training review outside the development set (as training.py uses pool and validation)")
+    p.add_argument("--pretrained", type=Path, default=None,
+                   help="folder caching the pre-trained encoder: loaded if it exists, else written "
+                        "(with --unlabeled all it does not depend on --seed)")
     p.add_argument("--teacher-size", default=quick["teacher_size"], choices=list(transformer.SIZES))
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(device="cpu")
     return p.parse_args(argv)
+
+
+def pretrained_encoder(args, tokenizer, texts, vectors):
+    """State dict of a teacher pre-trained as a masked LM on ``texts``, from the ``--pretrained`` cache
+    when it holds one made with the same settings."""
+    key = {k: getattr(args, k) for k in ("pretrain_epochs", "pretrain_lr", "batch_size", "dropout", "unlabeled",
+                                         "vocab_size", "max_len", "embedding_init", "teacher_size")}
+    key["seed"] = args.seed if args.unlabeled == "pool" else 0  # all texts: one encoder for every seed
+    if args.pretrained and args.pretrained.exists():
+        model, _, info = common.load_checkpoint(args.pretrained, "teacher_dev.py", what="pre-trained encoder")
+        if info["key"] != key:
+            raise common.UserError(f"{args.pretrained} was pre-trained with other settings: {info['key']}")
+        print(f"pre-trained encoder from {args.pretrained}: loss per epoch {info['history']['mlm_loss']}")
+        return model.state_dict()
+    model = training.new_model(args, tokenizer, key["seed"], vectors)
+    history = training.pretrain(model, texts, tokenizer.mask_token_id, epochs=args.pretrain_epochs,
+                                lr=args.pretrain_lr, batch_size=args.batch_size, seed=key["seed"],
+                                progress_bar=args.progress)
+    print(f"pre-training {history['seconds']:.0f}s, masked-LM loss per epoch "
+          + " ".join(f"{x:.3f}" for x in history["mlm_loss"]), flush=True)
+    if args.pretrained:
+        common.save_checkpoint(model, tokenizer, args.pretrained, {"key": key, "history": history})
+    return model.state_dict()
 
 
 def main(argv=None):
@@ -56,16 +87,19 @@ def main(argv=None):
     labels = np.asarray(train["label"])
     rest, dev_index = common.split_off(np.arange(len(labels)), labels, DEV_SIZE, seed=0, block=DEV_BLOCK)
     pool_index = rest[common.stratified_subset(labels[rest], POOL_SIZE, args.seed)]
-    tokenizer = common.train_tokenizer(train.select(pool_index)["text"], args.vocab_size, args.max_len)
+    text_index = pool_index if args.unlabeled == "pool" else rest
+    tokenizer = common.train_tokenizer(train.select(text_index)["text"], args.vocab_size, args.max_len)
     pool = common.make_split(train, pool_index, tokenizer, args.progress)
     dev = common.make_split(train, dev_index, tokenizer, args.progress)
+    texts = pool.ids if args.unlabeled == "pool" else common.make_split(train, rest, tokenizer, args.progress).ids
     vectors = None
     if args.embedding_init == "ppmi":
-        vectors = training.word_vectors(pool.ids, len(tokenizer), transformer.SIZES[args.teacher_size]["d_model"])
+        vectors = training.word_vectors(texts, len(tokenizer), transformer.SIZES[args.teacher_size]["d_model"])
+    pretrained = pretrained_encoder(args, tokenizer, texts, vectors) if args.pretrain_epochs else None
 
     # One random order of the pool: every warm stage's labels are a prefix of the final ones.
     order = np.random.default_rng(args.seed).permutation(len(pool))
-    model = training.new_model(args, tokenizer, args.seed, vectors)
+    model = training.new_model(args, tokenizer, args.seed, vectors, pretrained)
     start = time.perf_counter()
     stages = [int(n) for n in args.warm_through.split(",") if n.strip()] + [args.labels]
     for n in stages:
