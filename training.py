@@ -348,9 +348,12 @@ def pretrained_encoder(args, tokenizer, ids, vectors, device):
     wanted = {k: v for k, v in settings(args).items() if k in PRETRAIN_SETTINGS}
     if args.resume and folder.exists():
         model, _, info = common.load_checkpoint(folder, PROG, device, what="pre-trained encoder")
-        if info["settings"] == wanted:
-            common.tqdm.write(f"{PROG}: resuming with the pre-trained encoder in {folder}")
-            return model.state_dict(), info["history"]
+        diff = sorted(k for k in wanted if info["settings"].get(k) != wanted[k])
+        if diff:
+            raise common.UserError(f"cannot --resume {folder}: it was pre-trained with other settings "
+                                   f"({', '.join(diff)}); rerun with those or without --resume")
+        common.tqdm.write(f"{PROG}: resuming with the pre-trained encoder in {folder}")
+        return model.state_dict(), info["history"]
     model = new_model(args, tokenizer, args.seed, vectors).to(device)
     history = pretrain(model, ids, tokenizer.mask_token_id, epochs=args.pretrain_epochs, lr=args.pretrain_lr,
                        batch_size=args.batch_size, seed=args.seed, progress_bar=args.progress)

@@ -88,6 +88,59 @@ def test_new_model_starts_from_the_word_vectors():
     assert random_init.std() == pytest.approx(0.02, rel=0.2)
 
 
+# --- masked-LM pre-training ---------------------------------------------------------------------
+
+
+def test_mask_tokens_hides_only_real_words_the_bert_way():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 100, (400, 50))
+    ids[:, 0], ids[:, -1] = 2, 3  # [CLS] ... [SEP]
+    mask = torch.ones_like(ids)
+    mask[:200, 30:] = 0  # padded rows
+    ids[:200, 30:] = 0
+    corrupted, targets = training.mask_tokens(ids, mask, 4, 100, g)
+    chosen = targets != -100
+    assert torch.equal(targets[chosen], ids[chosen])  # the targets are the original tokens
+    assert not chosen[:, 0].any() and not chosen[:, -1].any() and not chosen[:200, 30:].any()
+    assert torch.equal(corrupted[~chosen], ids[~chosen])  # the rest is untouched
+    n_real = int((mask.bool() & (ids >= 5)).sum())
+    assert chosen.sum() / n_real == pytest.approx(training.MASK_FRACTION, abs=0.01)
+    masked = (corrupted[chosen] == 4).float().mean()
+    kept = (corrupted[chosen] == ids[chosen]).float().mean()
+    assert masked == pytest.approx(0.8, abs=0.03) and kept == pytest.approx(0.1 + 0.1 / 95, abs=0.03)
+    assert (corrupted[chosen] >= 5).sum() + (corrupted[chosen] == 4).sum() == chosen.sum()  # no pad/special drawn
+
+
+def tiny_args(**kw):
+    return argparse.Namespace(teacher_size="tiny", max_len=16, dropout=0.0, pooling="mean", **kw)
+
+
+def test_pretraining_learns_to_fill_in_and_leaves_the_head_alone():
+    # Each text repeats one word: a hidden token is predictable from its neighbours, from no label.
+    rng = np.random.default_rng(0)
+    texts = [np.array([2] + [w] * 10 + [3]) for w in rng.integers(5, 30, 400)]
+    tokenizer = type("Tok", (), {"pad_token_id": 0, "__len__": lambda self: 30})()
+    model = training.new_model(tiny_args(), tokenizer, 0)
+    head = model.head.weight.detach().clone()
+    history = training.pretrain(model, texts, 4, epochs=8, lr=1e-2, batch_size=16, seed=0, progress_bar=False)
+    loss = history["mlm_loss"]
+    assert loss[0] > 2.0 and loss[-1] < 0.2 * loss[0]  # from guessing among 25 words to filling in
+    assert torch.equal(model.head.weight, head)
+
+
+def test_new_model_starts_from_the_pretrained_encoder_with_a_fresh_head():
+    tokenizer = type("Tok", (), {"pad_token_id": 0, "__len__": lambda self: 30})()
+    pretrained = training.new_model(tiny_args(), tokenizer, 1)
+    with torch.no_grad():
+        for p in pretrained.parameters():
+            p.add_(1.0)  # unlike any fresh init
+    model = training.new_model(tiny_args(), tokenizer, 0, torch.randn(30, 16), pretrained.state_dict())
+    fresh = training.new_model(tiny_args(), tokenizer, 0)
+    for name, p in model.state_dict().items():
+        expected = (fresh if name.startswith("head.") else pretrained).state_dict()[name]
+        torch.testing.assert_close(p, expected, msg=name)
+
+
 # --- the loop, in process ---------------------------------------------------------------------
 
 
@@ -170,6 +223,39 @@ def test_resume_after_interruption_gives_the_same_labeled_set(parquet_dir, tmp_p
     assert e.value.code == 2
 
 
+def test_pretrained_run_saves_the_encoder_and_resume_reuses_it(parquet_dir, tmp_path, monkeypatch, capsys):
+    one = ("--threads", "1", "--pretrain-epochs", "2")
+    real_new_model, starts = training.new_model, []
+
+    def recording(*args, **kwargs):
+        starts.append(args[4] if len(args) > 4 else kwargs.get("pretrained"))
+        return real_new_model(*args, **kwargs)
+
+    monkeypatch.setattr(training, "new_model", recording)
+    out = training.main(smoke_args(parquet_dir, tmp_path, *one))
+    history = json.loads((tmp_path / "ck" / "teacher" / "al_history.json").read_text())
+    assert len(history["pretraining"]["mlm_loss"]) == 2 and history["settings"]["pretrain_epochs"] == 2
+    encoder, _, _ = common.load_checkpoint(tmp_path / "ck" / "al_state" / "pretrained", "training.py")
+    # One model to pre-train, then every cold round starts from the saved encoder.
+    assert starts[0] is None and len(starts) == 1 + len(out["runs"][0]["rounds"])
+    for start in starts[1:]:
+        for name, p in encoder.state_dict().items():
+            torch.testing.assert_close(start[name], p, msg=name)
+
+    # The interrupted run's last round is redone; the encoder is read back, not pre-trained again.
+    state = tmp_path / "ck" / "al_state" / "margin_seed1" / "training_info.json"
+    saved = json.loads(state.read_text())
+    saved["rounds"], saved["done"], saved["labeled"] = saved["rounds"][:-1], False, saved["labeled"]
+    state.write_text(json.dumps(saved))
+    monkeypatch.setattr(training, "pretrain", None)
+    resumed = training.main(smoke_args(parquet_dir, tmp_path, "--resume", *one))
+    assert resumed["runs"][0]["labeled_index"] == out["runs"][0]["labeled_index"]
+    assert "resuming with the pre-trained encoder" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        training.main(smoke_args(parquet_dir, tmp_path, "--resume", "--threads", "1", "--pretrain-epochs", "3"))
+    assert e.value.code == 2 and "pre-trained with other settings (pretrain_epochs)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--initial-labels", "500"], "--initial-labels 500"),
     (["--query-size", "0"], "--query-size must be at least 1"),
@@ -178,6 +264,7 @@ def test_resume_after_interruption_gives_the_same_labeled_set(parquet_dir, tmp_p
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--val-block", "0"], "--val-block must be at least 1"),
     (["--average-from", "1"], "--average-from must be in [0, 1)"),
+    (["--pretrain-epochs", "-1"], "--pretrain-epochs must not be negative"),
 ])
 def test_bad_options_exit_2_and_write_nothing(parquet_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:
