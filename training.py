@@ -14,6 +14,7 @@ one ``results.txt`` line per run.
     python training.py --compare-random --seeds 1,2,3          # uncertainty vs random, 3 seeds
 """
 
+import math
 import time
 
 import numpy as np
@@ -158,7 +159,7 @@ def pretrain(model, ids, mask_id, *, epochs, lr, batch_size, seed, progress_bar=
     rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout masks
     lengths = np.array([len(x) for x in ids])
-    steps = epochs * -(-len(ids) // batch_size)
+    steps = epochs * math.ceil(len(ids) / batch_size)
     named = [(n, p) for n, p in model.named_parameters() if not n.startswith("head.")]
     named += list(head.named_parameters(prefix="mlm"))
     optimizer, schedule = common.make_optimizer(named, lr, 0.01, steps)
@@ -172,10 +173,11 @@ def pretrain(model, ids, mask_id, *, epochs, lr, batch_size, seed, progress_bar=
             input_ids, mask = common.collate([ids[i] for i in idx], model.config.pad_token_id)
             corrupted, targets = mask_tokens(input_ids, mask, mask_id, model.config.vocab_size, generator)
             targets = targets.to(device)
+            hidden = targets != -100  # (B, T)
             with common.autocast(device):
                 states, _ = model.encode(corrupted.to(device), mask.to(device))  # (B, T, C)
-                logits = head(states[targets != -100], model.tok_emb.weight)  # (N, vocab_size)
-            loss = F.cross_entropy(logits.float(), targets[targets != -100])
+                logits = head(states[hidden], model.tok_emb.weight)  # (N, vocab_size)
+            loss = F.cross_entropy(logits.float(), targets[hidden])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0)
@@ -341,23 +343,23 @@ PRETRAIN_SETTINGS = ("embedding_init", "pretrain_epochs", "pretrain_lr", "batch_
                      "val_block", "vocab_size", "max_len", "teacher_size", "max_train_samples", "seed", "data")
 
 
-def pretrained_encoder(args, tokenizer, ids, vectors, device):
+def pretrained_encoder(args, tokenizer, ids, vectors, device, folder, wanted, seed, reuse):
     """The state dict of a teacher pre-trained as a masked LM on ``ids`` (texts, no labels), and the
-    pre-training's history. Saved under ``al_state/pretrained``, which ``--resume`` reuses."""
-    folder = args.out_dir / "al_state" / "pretrained"
-    wanted = {k: v for k, v in settings(args).items() if k in PRETRAIN_SETTINGS}
-    if args.resume and folder.exists():
+    pre-training's history. Saved in ``folder`` (None: not saved) with the ``wanted`` settings; with
+    ``reuse``, an encoder already there is read back instead, if it was made with the same settings."""
+    if reuse and folder is not None and folder.exists():
         model, _, info = common.load_checkpoint(folder, PROG, device, what="pre-trained encoder")
         diff = sorted(k for k in wanted if info["settings"].get(k) != wanted[k])
         if diff:
-            raise common.UserError(f"cannot --resume {folder}: it was pre-trained with other settings "
-                                   f"({', '.join(diff)}); rerun with those or without --resume")
+            raise common.UserError(f"cannot reuse {folder}: it was pre-trained with other settings "
+                                   f"({', '.join(diff)}); rerun with those, or start afresh")
         common.tqdm.write(f"{PROG}: resuming with the pre-trained encoder in {folder}")
         return model.state_dict(), info["history"]
-    model = new_model(args, tokenizer, args.seed, vectors).to(device)
+    model = new_model(args, tokenizer, seed, vectors).to(device)
     history = pretrain(model, ids, tokenizer.mask_token_id, epochs=args.pretrain_epochs, lr=args.pretrain_lr,
-                       batch_size=args.batch_size, seed=args.seed, progress_bar=args.progress)
-    common.save_checkpoint(model, tokenizer, folder, {"settings": wanted, "history": history})
+                       batch_size=args.batch_size, seed=seed, progress_bar=args.progress)
+    if folder is not None:
+        common.save_checkpoint(model, tokenizer, folder, {"settings": wanted, "history": history})
     common.tqdm.write(f"{PROG}: masked-LM pre-training {history['seconds']:.0f}s, loss per epoch "
                       + " ".join(f"{x:.3f}" for x in history["mlm_loss"]))
     return model.state_dict(), history
@@ -511,7 +513,10 @@ def run(args):
 
     pretrained, pretraining = None, None
     if args.pretrain_epochs:
-        pretrained, pretraining = pretrained_encoder(args, tokenizer, pool.ids + val.ids, vectors, device)
+        wanted = {k: v for k, v in settings(args).items() if k in PRETRAIN_SETTINGS}
+        pretrained, pretraining = pretrained_encoder(args, tokenizer, pool.ids + val.ids, vectors, device,
+                                                     args.out_dir / "al_state" / "pretrained", wanted, args.seed,
+                                                     reuse=args.resume)
 
     strategies = [args.strategy] + (["random"] if args.compare_random and args.strategy != "random" else [])
     runs, teacher = [], None

@@ -57,31 +57,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def pretrained_encoder(args, tokenizer, texts, vectors):
-    """State dict of a teacher pre-trained as a masked LM on ``texts``, from the ``--pretrained`` cache
-    when it holds one made with the same settings."""
-    key = {k: getattr(args, k) for k in ("pretrain_epochs", "pretrain_lr", "batch_size", "dropout", "unlabeled",
-                                         "vocab_size", "max_len", "embedding_init", "teacher_size")}
-    key["seed"] = args.seed if args.unlabeled == "pool" else 0  # all texts: one encoder for every seed
-    if args.pretrained and args.pretrained.exists():
-        model, _, info = common.load_checkpoint(args.pretrained, "teacher_dev.py", what="pre-trained encoder")
-        if info["key"] != key:
-            raise common.UserError(f"{args.pretrained} was pre-trained with other settings: {info['key']}")
-        print(f"pre-trained encoder from {args.pretrained}: loss per epoch {info['history']['mlm_loss']}")
-        return model.state_dict()
-    model = training.new_model(args, tokenizer, key["seed"], vectors)
-    history = training.pretrain(model, texts, tokenizer.mask_token_id, epochs=args.pretrain_epochs,
-                                lr=args.pretrain_lr, batch_size=args.batch_size, seed=key["seed"],
-                                progress_bar=args.progress)
-    print(f"pre-training {history['seconds']:.0f}s, masked-LM loss per epoch "
-          + " ".join(f"{x:.3f}" for x in history["mlm_loss"]), flush=True)
-    if args.pretrained:
-        common.save_checkpoint(model, tokenizer, args.pretrained, {"key": key, "history": history})
-    return model.state_dict()
-
-
 def main(argv=None):
     args = parse_args(argv)
+    with common.user_errors("teacher_dev.py"):
+        return run(args)
+
+
+def run(args):
     common.setup(args)
     train, _ = common.load_imdb(args.data)
     labels = np.asarray(train["label"])
@@ -95,7 +77,13 @@ def main(argv=None):
     vectors = None
     if args.embedding_init == "ppmi":
         vectors = training.word_vectors(texts, len(tokenizer), transformer.SIZES[args.teacher_size]["d_model"])
-    pretrained = pretrained_encoder(args, tokenizer, texts, vectors) if args.pretrain_epochs else None
+    pretrained = None
+    if args.pretrain_epochs:
+        wanted = {k: getattr(args, k) for k in ("pretrain_epochs", "pretrain_lr", "batch_size", "dropout", "unlabeled",
+                                                "vocab_size", "max_len", "embedding_init", "teacher_size")}
+        wanted["seed"] = args.seed if args.unlabeled == "pool" else 0  # all texts: one encoder for every seed
+        pretrained, _ = training.pretrained_encoder(args, tokenizer, texts, vectors, "cpu", args.pretrained, wanted,
+                                                    wanted["seed"], reuse=True)
 
     # One random order of the pool: every warm stage's labels are a prefix of the final ones.
     order = np.random.default_rng(args.seed).permutation(len(pool))

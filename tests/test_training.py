@@ -245,7 +245,7 @@ def test_pretrained_run_saves_the_encoder_and_resume_reuses_it(parquet_dir, tmp_
     # The interrupted run's last round is redone; the encoder is read back, not pre-trained again.
     state = tmp_path / "ck" / "al_state" / "margin_seed1" / "training_info.json"
     saved = json.loads(state.read_text())
-    saved["rounds"], saved["done"], saved["labeled"] = saved["rounds"][:-1], False, saved["labeled"]
+    saved["rounds"], saved["done"] = saved["rounds"][:-1], False
     state.write_text(json.dumps(saved))
     monkeypatch.setattr(training, "pretrain", None)
     resumed = training.main(smoke_args(parquet_dir, tmp_path, "--resume", *one))
