@@ -502,6 +502,31 @@ def fit(model, ids, loss_fn, *, epochs, lr, batch_size, seed, val=None, weight_d
     return history
 
 
+def distillation_loss(student_logits, teacher_logits, labels, revealed, temperature, alpha):
+    """Hinton et al.'s loss: alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) +
+    (1 - alpha) * CE(student, y). ``revealed`` marks the rows whose label may be used; the hard-label
+    term is the mean cross-entropy over those rows (0 when a batch has none)."""
+    T = temperature
+    soft = F.kl_div(F.log_softmax(student_logits / T, -1), F.softmax(teacher_logits / T, -1),
+                    reduction="batchmean") * T**2  # T^2 keeps the gradient scale independent of T
+    if revealed.any() and alpha < 1:
+        hard = F.cross_entropy(student_logits[revealed], labels[revealed])
+    else:
+        hard = student_logits.new_zeros(())
+    return alpha * soft + (1 - alpha) * hard
+
+
+def distil(model, ids, teacher_logits, labels, *, temperature, alpha, **fit_kwargs):
+    """Train ``model`` on ``ids`` with ``distillation_loss`` against ``teacher_logits`` (numpy, one row
+    per review); ``labels`` holds -1 where no label was revealed. ``fit_kwargs`` go to ``fit``."""
+    device = next(model.parameters()).device
+    targets = torch.from_numpy(np.asarray(teacher_logits, dtype=np.float32)).to(device)
+    labels = torch.from_numpy(np.asarray(labels)).long().to(device)
+    revealed = labels >= 0
+    return fit(model, ids, lambda logits, idx: distillation_loss(
+        logits, targets[idx], labels[idx].clamp(min=0), revealed[idx], temperature, alpha), **fit_kwargs)
+
+
 class WeightAverage:
     """Running mean of a model's floating-point weights from optimizer step ``start`` on (None: off)."""
 

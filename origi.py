@@ -25,19 +25,6 @@ import transformer
 PROG = "origi.py"
 
 
-def distillation_loss(student_logits, teacher_logits, labels, revealed, temperature, alpha):
-    """Hinton et al.'s loss. ``revealed`` marks the rows whose label may be used; the hard-label term
-    is the mean cross-entropy over those rows (0 when a batch has none)."""
-    T = temperature
-    soft = F.kl_div(F.log_softmax(student_logits / T, -1), F.softmax(teacher_logits / T, -1),
-                    reduction="batchmean") * T**2  # T^2 keeps the gradient scale independent of T
-    if revealed.any() and alpha < 1:
-        hard = F.cross_entropy(student_logits[revealed], labels[revealed])
-    else:
-        hard = student_logits.new_zeros(())
-    return alpha * soft + (1 - alpha) * hard
-
-
 def parse_args(argv=None):
     p = common.make_parser(PROG, __doc__)
     common.add_common_args(p, subsets=False)
@@ -96,19 +83,16 @@ def new_student(args, teacher_config, seed):
 def train_student(args, teacher_config, transfer, teacher_logits, val, device, distill):
     """A student trained with the teacher's soft labels (``distill``) or on revealed labels alone."""
     model = new_student(args, teacher_config, args.seed).to(device)
-    labels = torch.from_numpy(transfer.labels).long().to(device)
+    train = dict(epochs=args.distill_epochs, lr=args.distill_lr, batch_size=args.batch_size, seed=args.seed,
+                 val=(val.ids, val.labels), progress_bar=args.progress, desc="student" if distill else "student_no_kd")
     if distill:
-        ids, targets = transfer.ids, torch.from_numpy(teacher_logits).to(device)
-        revealed = labels >= 0
-        loss_fn = lambda logits, idx: distillation_loss(  # noqa: E731
-            logits, targets[idx], labels[idx].clamp(min=0), revealed[idx], args.temperature, args.alpha)
+        fit = common.distil(model, transfer.ids, teacher_logits, transfer.labels, temperature=args.temperature,
+                            alpha=args.alpha, **train)
     else:
         keep = np.flatnonzero(transfer.labels >= 0)
-        ids, labels = [transfer.ids[i] for i in keep], labels[keep]
-        loss_fn = lambda logits, idx: F.cross_entropy(logits, labels[idx])  # noqa: E731
-    fit = common.fit(model, ids, loss_fn, epochs=args.distill_epochs, lr=args.distill_lr, batch_size=args.batch_size,
-                     seed=args.seed, val=(val.ids, val.labels), progress_bar=args.progress,
-                     desc="student" if distill else "student_no_kd")
+        labels = torch.from_numpy(transfer.labels[keep]).long().to(device)
+        fit = common.fit(model, [transfer.ids[i] for i in keep],
+                         lambda logits, idx: F.cross_entropy(logits, labels[idx]), **train)
     return model, fit
 
 

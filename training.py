@@ -217,6 +217,20 @@ def train_round(model, pool, labeled, val, args, seed, desc):
                       progress_bar=args.progress, desc=desc)
 
 
+def self_distil(teacher, tokenizer, pool, labels, val, args, seed, vectors=None, pretrained=None, desc="self-distil"):
+    """A fresh model of the teacher's size distilled from ``teacher`` on the whole pool: its soft labels
+    on every review, the hard label where ``labels`` has one (-1: not revealed). A born-again network
+    (Furlanello et al. 2018) whose transfer set adds the reviews active learning left unlabeled.
+    Returns ``(model, fit history)``."""
+    logits = common.predict_logits(teacher, pool.ids, progress_bar=args.progress, desc="teacher logits")
+    model = new_model(args, tokenizer, seed, vectors, pretrained).to(teacher.device)
+    fit = common.distil(model, pool.ids, logits, labels, temperature=args.temperature, alpha=args.alpha,
+                        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=seed,
+                        val=(val.ids, val.labels), average_from=args.average_from, progress_bar=args.progress,
+                        desc=desc)
+    return model, fit
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -252,6 +266,11 @@ def parse_args(argv=None):
                         "(stochastic weight averaging; off by default)")
     p.add_argument("--pooling", default="mean", choices=list(transformer.POOLINGS),
                    help="review vector: mean of the token states, or mean and max side by side")
+    p.add_argument("--self-distil", action="store_true",
+                   help="after the last round, distil the teacher into a fresh model of its own size on the "
+                        "whole pool (soft labels on every review, hard labels where revealed) and keep that")
+    p.add_argument("--temperature", type=float, default=4.0, help="softmax temperature of --self-distil")
+    p.add_argument("--alpha", type=float, default=0.9, help="weight of the soft term in --self-distil")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
     p.add_argument("--val-block", type=int, default=100,
                    help="validation takes whole runs of this many adjacent training rows: IMDB lists a movie's "

@@ -16,7 +16,7 @@ import training
 def test_alpha_0_is_cross_entropy():
     torch.manual_seed(0)
     s, t, y = torch.randn(8, 2), torch.randn(8, 2), torch.randint(0, 2, (8,))
-    loss = origi.distillation_loss(s, t, y, torch.ones(8, dtype=torch.bool), temperature=3.0, alpha=0.0)
+    loss = common.distillation_loss(s, t, y, torch.ones(8, dtype=torch.bool), temperature=3.0, alpha=0.0)
     torch.testing.assert_close(loss, F.cross_entropy(s, y))
 
 
@@ -24,21 +24,21 @@ def test_hard_term_uses_revealed_rows_only():
     torch.manual_seed(0)
     s, t, y = torch.randn(8, 2), torch.randn(8, 2), torch.randint(0, 2, (8,))
     revealed = torch.tensor([1, 1, 0, 0, 1, 0, 0, 0], dtype=torch.bool)
-    loss = origi.distillation_loss(s, t, y, revealed, 2.0, alpha=0.0)
+    loss = common.distillation_loss(s, t, y, revealed, 2.0, alpha=0.0)
     torch.testing.assert_close(loss, F.cross_entropy(s[revealed], y[revealed]))
     flipped = torch.where(revealed, y, 1 - y)  # hidden labels changed: same loss
-    torch.testing.assert_close(origi.distillation_loss(s, t, flipped, revealed, 2.0, 0.5),
-                               origi.distillation_loss(s, t, y, revealed, 2.0, 0.5))
+    torch.testing.assert_close(common.distillation_loss(s, t, flipped, revealed, 2.0, 0.5),
+                               common.distillation_loss(s, t, y, revealed, 2.0, 0.5))
     none = torch.zeros(8, dtype=torch.bool)
-    assert origi.distillation_loss(s, t, y, none, 2.0, 0.0).item() == 0.0
+    assert common.distillation_loss(s, t, y, none, 2.0, 0.0).item() == 0.0
 
 
 def test_matching_teacher_gives_zero_soft_loss():
     t = torch.randn(16, 2)
-    loss = origi.distillation_loss(t.clone(), t, torch.zeros(16, dtype=torch.long), torch.ones(16, dtype=torch.bool),
+    loss = common.distillation_loss(t.clone(), t, torch.zeros(16, dtype=torch.long), torch.ones(16, dtype=torch.bool),
                                    temperature=4.0, alpha=1.0)
     assert abs(loss.item()) < 1e-6
-    assert origi.distillation_loss(t + torch.randn(16, 2), t, torch.zeros(16, dtype=torch.long),
+    assert common.distillation_loss(t + torch.randn(16, 2), t, torch.zeros(16, dtype=torch.long),
                                    torch.ones(16, dtype=torch.bool), 4.0, 1.0).item() > 1e-3
 
 
@@ -49,7 +49,7 @@ def test_t_squared_keeps_gradient_scale_across_temperatures():
     norms = {}
     for T in (2.0, 5.0, 10.0):
         s = base.clone().requires_grad_(True)
-        origi.distillation_loss(s, t, torch.zeros(256, dtype=torch.long), torch.ones(256, dtype=torch.bool),
+        common.distillation_loss(s, t, torch.zeros(256, dtype=torch.long), torch.ones(256, dtype=torch.bool),
                                 T, 1.0).backward()
         norms[T] = s.grad.norm().item()
     assert max(norms.values()) / min(norms.values()) < 1.5
