@@ -316,6 +316,8 @@ def check_args(args, pool_size):
             f"{args.pretrain_epochs} and {args.pretrain_lr}")
     if not 0.0 <= args.dropout < 1.0:
         bad(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.temperature <= 0 or not 0.0 <= args.alpha <= 1.0:
+        bad(f"--temperature must be positive and --alpha in [0, 1], got {args.temperature} and {args.alpha}")
     if args.average_from is not None and not 0.0 <= args.average_from < 1.0:
         bad(f"--average-from must be in [0, 1), got {args.average_from}")
 
@@ -333,9 +335,9 @@ def parse_seeds(args):
 def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
-            "mc_samples", "retrain", "embedding_init", "pretrain_epochs", "pretrain_lr", "epochs", "lr",
-            "batch_size", "dropout", "pooling", "average_from", "val_size", "val_block", "vocab_size", "max_len",
-            "teacher_size", "max_train_samples", "max_test_samples", "seed")
+            "mc_samples", "retrain", "embedding_init", "pretrain_epochs", "pretrain_lr", "self_distil", "temperature",
+            "alpha", "epochs", "lr", "batch_size", "dropout", "pooling", "average_from", "val_size", "val_block",
+            "vocab_size", "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 
 
@@ -444,6 +446,22 @@ def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device
                           f"val_acc={record['val_acc']:.4f}"
                           + (f" test_acc={record['test_acc']:.4f}" if "test_acc" in record else "")
                           + f" seconds={record['train_seconds'] + record.get('query_seconds', 0):.1f}")
+
+    if args.self_distil and "self_distil" not in state:
+        revealed = np.full(len(pool), -1)
+        revealed[labeled] = pool.labels[labeled]  # what active learning revealed, and nothing else
+        distil_seed = int(np.random.default_rng([seed, len(state["rounds"])]).integers(2**31))
+        model, fit = self_distil(model, tokenizer, pool, revealed, val, args, distil_seed, vectors, pretrained,
+                                 desc=f"{strategy} s{seed} self-distil")
+        record = {"labels_used": state["rounds"][-1]["labels_used"], "val_acc": max(fit["val_acc"]),
+                  "train_seconds": fit["seconds"], "epochs": fit}
+        if args.eval_test_each_round:
+            record["test_acc"] = common.evaluate(model, test.ids, test.labels)
+        state["self_distil"] = record
+        common.save_checkpoint(model, tokenizer, folder, state)
+        common.tqdm.write(f"{strategy} seed {seed} self-distilled on the whole pool: val_acc={record['val_acc']:.4f}"
+                          + (f" test_acc={record['test_acc']:.4f}" if "test_acc" in record else "")
+                          + f" seconds={record['train_seconds']:.1f}")
     return model, state
 
 
@@ -544,8 +562,9 @@ def run(args):
             t0 = time.perf_counter()
             model, state = run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device, vectors,
                                                pretrained)
-            final = state["rounds"][-1]
+            final = state.get("self_distil", state["rounds"][-1])
             run_record = {"strategy": strategy, "seed": seed, "rounds": state["rounds"],
+                          "self_distil": state.get("self_distil"),
                           "labeled_index": pool.index[state["labeled"]].tolist(),
                           "test_acc": common.evaluate(model, test.ids, test.labels),
                           "seconds": time.perf_counter() - t0}
@@ -554,7 +573,7 @@ def run(args):
                 args.results, PROG, model="teacher", strategy=strategy, labels_used=final["labels_used"],
                 pool_size=len(pool), rounds=len(state["rounds"]) - 1, test_acc=run_record["test_acc"],
                 val_acc=final["val_acc"], params=model.num_params(), train_seconds=run_record["seconds"],
-                seed=seed, preset=args.preset, retrain=args.retrain)
+                seed=seed, preset=args.preset, retrain=args.retrain, self_distilled="self_distil" in state)
             if teacher is None:
                 teacher = model
 
@@ -579,6 +598,10 @@ def run(args):
     for strategy, c in summary.items():
         print(f"{strategy:>16}: final {metric} {c['mean'][-1]:.4f} ± {c['std'][-1]:.4f} "
               f"at {c['labels_used'][-1]} labels")
+        distilled = [r["self_distil"][metric] for r in runs if r["strategy"] == strategy and r["self_distil"]]
+        if distilled:
+            print(f"{'':>16}  self-distilled on the whole pool: {metric} {np.mean(distilled):.4f} ± "
+                  f"{np.std(distilled):.4f}")
     if "label_fraction_to_match_random" in history:
         frac = history["label_fraction_to_match_random"]
         print(f"{args.strategy} reaches random's final {metric} with "

@@ -256,6 +256,51 @@ def test_pretrained_run_saves_the_encoder_and_resume_reuses_it(parquet_dir, tmp_
     assert e.value.code == 2 and "pre-trained with other settings (pretrain_epochs)" in capsys.readouterr().err
 
 
+def test_self_distil_learns_from_revealed_labels_only_and_resumes(parquet_dir, tmp_path, monkeypatch):
+    one = ("--threads", "1", "--self-distil")
+    real_distil, seen = common.distil, []
+
+    def recording(model, ids, teacher_logits, labels, **kwargs):
+        seen.append((len(ids), np.asarray(labels).copy()))
+        return real_distil(model, ids, teacher_logits, labels, **kwargs)
+
+    monkeypatch.setattr(common, "distil", recording)
+    out = training.main(smoke_args(parquet_dir, tmp_path / "a", *one))
+    run = out["runs"][0]
+    history = json.loads((tmp_path / "a" / "ck" / "teacher" / "al_history.json").read_text())
+    pool_index = np.array(history["pool_index"])
+    # Soft labels on the whole pool; hard labels exactly where active learning revealed them.
+    (n, labels), = seen
+    assert n == len(pool_index) == 240
+    revealed = np.isin(pool_index, run["labeled_index"])
+    assert (labels[~revealed] == -1).all() and revealed.sum() == 120
+    train, _ = common.load_imdb(str(parquet_dir))
+    assert (labels[revealed] == np.array(train["label"])[pool_index[revealed]]).all()
+    # The distilled model is the teacher: same labels used, saved, evaluated and written to results.txt.
+    assert run["self_distil"]["labels_used"] == run["rounds"][-1]["labels_used"] == out["labels_used"] == 180
+    teacher, _, _ = common.load_checkpoint(tmp_path / "a" / "ck" / "teacher", "training.py")
+    state, _, _ = common.load_checkpoint(tmp_path / "a" / "ck" / "al_state" / "margin_seed1", "training.py")
+    for name, p in teacher.state_dict().items():
+        torch.testing.assert_close(state.state_dict()[name], p, msg=name)
+    record, = common.read_results(tmp_path / "a" / "results.txt")
+    assert record["self_distilled"] == "True" and record["val_acc"] == pytest.approx(run["self_distil"]["val_acc"], abs=1e-4)
+
+    # Killed while distilling: --resume distils the saved last round and ends with the same teacher.
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "self_distil", killed)
+    with pytest.raises(KeyboardInterrupt):
+        training.main(smoke_args(parquet_dir, tmp_path / "b", *one))
+    monkeypatch.undo()
+    resumed = training.main(smoke_args(parquet_dir, tmp_path / "b", "--resume", *one))
+    assert resumed["runs"][0]["labeled_index"] == run["labeled_index"]
+    assert resumed["test_acc"] == out["test_acc"]
+    again, _, _ = common.load_checkpoint(tmp_path / "b" / "ck" / "teacher", "training.py")
+    for name, p in teacher.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[name], p, msg=name)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--initial-labels", "500"], "--initial-labels 500"),
     (["--query-size", "0"], "--query-size must be at least 1"),
@@ -265,6 +310,7 @@ def test_pretrained_run_saves_the_encoder_and_resume_reuses_it(parquet_dir, tmp_
     (["--val-block", "0"], "--val-block must be at least 1"),
     (["--average-from", "1"], "--average-from must be in [0, 1)"),
     (["--pretrain-epochs", "-1"], "--pretrain-epochs must not be negative"),
+    (["--self-distil", "--temperature", "0"], "--temperature must be positive"),
 ])
 def test_bad_options_exit_2_and_write_nothing(parquet_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:
