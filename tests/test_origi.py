@@ -36,10 +36,10 @@ def test_hard_term_uses_revealed_rows_only():
 def test_matching_teacher_gives_zero_soft_loss():
     t = torch.randn(16, 2)
     loss = common.distillation_loss(t.clone(), t, torch.zeros(16, dtype=torch.long), torch.ones(16, dtype=torch.bool),
-                                   temperature=4.0, alpha=1.0)
+                                    temperature=4.0, alpha=1.0)
     assert abs(loss.item()) < 1e-6
     assert common.distillation_loss(t + torch.randn(16, 2), t, torch.zeros(16, dtype=torch.long),
-                                   torch.ones(16, dtype=torch.bool), 4.0, 1.0).item() > 1e-3
+                                    torch.ones(16, dtype=torch.bool), 4.0, 1.0).item() > 1e-3
 
 
 def test_t_squared_keeps_gradient_scale_across_temperatures():
@@ -50,7 +50,7 @@ def test_t_squared_keeps_gradient_scale_across_temperatures():
     for T in (2.0, 5.0, 10.0):
         s = base.clone().requires_grad_(True)
         common.distillation_loss(s, t, torch.zeros(256, dtype=torch.long), torch.ones(256, dtype=torch.bool),
-                                T, 1.0).backward()
+                                 T, 1.0).backward()
         norms[T] = s.grad.norm().item()
     assert max(norms.values()) / min(norms.values()) < 1.5
     # Without T^2 the gradient would shrink by about 1/T^2: 25x between T=2 and T=10.
