@@ -121,6 +121,20 @@ def add_common_args(parser, subsets=True):
     return parser
 
 
+def add_distillation_args(parser, of=""):
+    """--temperature and --alpha of the distillation loss (``of``: what they apply to, for --help). The
+    defaults were chosen on validation by benchmarks/distill_sweep.sh (README, "Distillation sweep")."""
+    parser.add_argument("--temperature", type=float, default=4.0, help=f"softmax temperature T{of}")
+    parser.add_argument("--alpha", type=float, default=0.9, help=f"weight of the soft (teacher) term{of}")
+
+
+def check_distillation_args(args):
+    if args.temperature <= 0:
+        raise UserError(f"--temperature must be positive, got {args.temperature}")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise UserError(f"--alpha must be between 0 and 1, got {args.alpha}")
+
+
 def apply_preset(args):
     """Fill every option left at None from the preset; returns ``args`` with ``args.preset`` resolved."""
     if args.preset == "auto":

@@ -28,9 +28,7 @@ PROG = "origi.py"
 def parse_args(argv=None):
     p = common.make_parser(PROG, __doc__)
     common.add_common_args(p, subsets=False)
-    # Defaults chosen on validation by benchmarks/distill_sweep.sh (README, "Distillation sweep").
-    p.add_argument("--temperature", type=float, default=4.0, help="softmax temperature T")
-    p.add_argument("--alpha", type=float, default=0.9, help="weight of the soft (teacher) term")
+    common.add_distillation_args(p)
     p.add_argument("--student-size", choices=list(transformer.SIZES), help="model size of the student")
     p.add_argument("--distill-epochs", type=int, help="epochs, for the student and the baseline alike")
     p.add_argument("--lr", dest="distill_lr", metavar="LR", type=float, help="peak learning rate (one-cycle AdamW)")
@@ -44,10 +42,7 @@ def parse_args(argv=None):
 
 
 def check_args(args):
-    if args.temperature <= 0:
-        raise common.UserError(f"--temperature must be positive, got {args.temperature}")
-    if not 0.0 <= args.alpha <= 1.0:
-        raise common.UserError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    common.check_distillation_args(args)
     for name in ("distill_epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise common.UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")

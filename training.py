@@ -217,11 +217,14 @@ def train_round(model, pool, labeled, val, args, seed, desc):
                       progress_bar=args.progress, desc=desc)
 
 
-def self_distil(teacher, tokenizer, pool, labels, val, args, seed, vectors=None, pretrained=None, desc="self-distil"):
+def self_distil(teacher, tokenizer, pool, labeled, val, args, seed, vectors=None, pretrained=None,
+                desc="self-distil"):
     """A fresh model of the teacher's size distilled from ``teacher`` on the whole pool: its soft labels
-    on every review, the hard label where ``labels`` has one (-1: not revealed). A born-again network
+    on every review, the hard label only at the ``labeled`` pool positions. A born-again network
     (Furlanello et al. 2018) whose transfer set adds the reviews active learning left unlabeled.
     Returns ``(model, fit history)``."""
+    labels = np.full(len(pool), -1)
+    labels[labeled] = pool.labels[labeled]  # what active learning revealed, and nothing else
     logits = common.predict_logits(teacher, pool.ids, progress_bar=args.progress, desc="teacher logits")
     model = new_model(args, tokenizer, seed, vectors, pretrained).to(teacher.device)
     fit = common.distil(model, pool.ids, logits, labels, temperature=args.temperature, alpha=args.alpha,
@@ -269,8 +272,7 @@ def parse_args(argv=None):
     p.add_argument("--self-distil", action="store_true",
                    help="after the last round, distil the teacher into a fresh model of its own size on the "
                         "whole pool (soft labels on every review, hard labels where revealed) and keep that")
-    p.add_argument("--temperature", type=float, default=4.0, help="softmax temperature of --self-distil")
-    p.add_argument("--alpha", type=float, default=0.9, help="weight of the soft term in --self-distil")
+    common.add_distillation_args(p, of=" of --self-distil")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
     p.add_argument("--val-block", type=int, default=100,
                    help="validation takes whole runs of this many adjacent training rows: IMDB lists a movie's "
@@ -316,8 +318,7 @@ def check_args(args, pool_size):
             f"{args.pretrain_epochs} and {args.pretrain_lr}")
     if not 0.0 <= args.dropout < 1.0:
         bad(f"--dropout must be in [0, 1), got {args.dropout}")
-    if args.temperature <= 0 or not 0.0 <= args.alpha <= 1.0:
-        bad(f"--temperature must be positive and --alpha in [0, 1], got {args.temperature} and {args.alpha}")
+    common.check_distillation_args(args)
     if args.average_from is not None and not 0.0 <= args.average_from < 1.0:
         bad(f"--average-from must be in [0, 1), got {args.average_from}")
 
@@ -448,10 +449,8 @@ def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device
                           + f" seconds={record['train_seconds'] + record.get('query_seconds', 0):.1f}")
 
     if args.self_distil and "self_distil" not in state:
-        revealed = np.full(len(pool), -1)
-        revealed[labeled] = pool.labels[labeled]  # what active learning revealed, and nothing else
         distil_seed = int(np.random.default_rng([seed, len(state["rounds"])]).integers(2**31))
-        model, fit = self_distil(model, tokenizer, pool, revealed, val, args, distil_seed, vectors, pretrained,
+        model, fit = self_distil(model, tokenizer, pool, labeled, val, args, distil_seed, vectors, pretrained,
                                  desc=f"{strategy} s{seed} self-distil")
         record = {"labels_used": state["rounds"][-1]["labels_used"], "val_acc": max(fit["val_acc"]),
                   "train_seconds": fit["seconds"], "epochs": fit}

@@ -52,8 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--self-distil", action="store_true",
                    help="then distil the teacher into a fresh model of its own size on the whole pool "
                         "(its soft labels on every pool review, the hard labels where revealed)")
-    p.add_argument("--temperature", type=float, default=teacher.temperature)
-    p.add_argument("--alpha", type=float, default=teacher.alpha)
+    common.add_distillation_args(p, of=" of --self-distil")
     p.add_argument("--teacher-size", default=quick["teacher_size"], choices=list(transformer.SIZES))
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
@@ -101,10 +100,8 @@ def run(args):
     best = max(fit["val_acc"])
     if args.self_distil:
         print(f"teacher: dev accuracy {best:.4f}", flush=True)
-        revealed = np.full(len(pool), -1)
-        revealed[order[:args.labels]] = pool.labels[order[:args.labels]]
-        model, fit = training.self_distil(model, tokenizer, pool, revealed, dev, args, args.seed + 1, vectors, pretrained,
-                                          desc="self-distil")
+        model, fit = training.self_distil(model, tokenizer, pool, order[:args.labels], dev, args, args.seed + 1,
+                                          vectors, pretrained)
         print(f"self-distilled: dev accuracy per epoch {' '.join(f'{a:.4f}' for a in fit['val_acc'])}", flush=True)
         best = max(fit["val_acc"])
     settings = {k: v for k, v in vars(args).items() if k not in ("data", "progress", "threads")}

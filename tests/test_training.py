@@ -283,7 +283,8 @@ def test_self_distil_learns_from_revealed_labels_only_and_resumes(parquet_dir, t
     for name, p in teacher.state_dict().items():
         torch.testing.assert_close(state.state_dict()[name], p, msg=name)
     record, = common.read_results(tmp_path / "a" / "results.txt")
-    assert record["self_distilled"] == "True" and record["val_acc"] == pytest.approx(run["self_distil"]["val_acc"], abs=1e-4)
+    assert record["self_distilled"] == "True"
+    assert record["val_acc"] == pytest.approx(run["self_distil"]["val_acc"], abs=1e-4)
 
     # Killed while distilling: --resume distils the saved last round and ends with the same teacher.
     def killed(*args, **kwargs):
