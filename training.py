@@ -217,16 +217,23 @@ def train_round(model, pool, labeled, val, args, seed, desc):
                       progress_bar=args.progress, desc=desc)
 
 
-def self_distil(teacher, tokenizer, pool, labeled, val, args, seed, vectors=None, pretrained=None,
+def ensemble_logits(models, ids, progress_bar=False):
+    """Log of the models' mean class probabilities on ``ids`` (a single model: its log-softmax)."""
+    probs = [torch.from_numpy(common.predict_logits(m, ids, progress_bar=progress_bar, desc=f"logits {i + 1}/"
+                                                    f"{len(models)}")).softmax(-1) for i, m in enumerate(models)]
+    return torch.stack(probs).mean(0).log().numpy()
+
+
+def self_distil(teachers, tokenizer, pool, labeled, val, args, seed, vectors=None, pretrained=None,
                 desc="self-distil"):
-    """A fresh model of the teacher's size distilled from ``teacher`` on the whole pool: its soft labels
-    on every review, the hard label only at the ``labeled`` pool positions. A born-again network
-    (Furlanello et al. 2018) whose transfer set adds the reviews active learning left unlabeled.
-    Returns ``(model, fit history)``."""
+    """A fresh model of the teachers' size distilled from ``teachers`` (a list: one model, or an ensemble
+    whose class probabilities are averaged) on the whole pool: their soft labels on every review, the
+    hard label only at the ``labeled`` pool positions. A born-again network (Furlanello et al. 2018)
+    whose transfer set adds the reviews active learning left unlabeled. Returns ``(model, fit history)``."""
     labels = np.full(len(pool), -1)
     labels[labeled] = pool.labels[labeled]  # what active learning revealed, and nothing else
-    logits = common.predict_logits(teacher, pool.ids, progress_bar=args.progress, desc="teacher logits")
-    model = new_model(args, tokenizer, seed, vectors, pretrained).to(teacher.device)
+    logits = ensemble_logits(teachers, pool.ids, args.progress)
+    model = new_model(args, tokenizer, seed, vectors, pretrained).to(teachers[0].device)
     fit = common.distil(model, pool.ids, logits, labels, temperature=args.temperature, alpha=args.alpha,
                         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=seed,
                         val=(val.ids, val.labels), average_from=args.average_from, progress_bar=args.progress,
@@ -450,7 +457,7 @@ def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device
 
     if args.self_distil and "self_distil" not in state:
         distil_seed = int(np.random.default_rng([seed, len(state["rounds"])]).integers(2**31))
-        model, fit = self_distil(model, tokenizer, pool, labeled, val, args, distil_seed, vectors, pretrained,
+        model, fit = self_distil([model], tokenizer, pool, labeled, val, args, distil_seed, vectors, pretrained,
                                  desc=f"{strategy} s{seed} self-distil")
         record = {"labels_used": state["rounds"][-1]["labels_used"], "val_acc": max(fit["val_acc"]),
                   "train_seconds": fit["seconds"], "epochs": fit}

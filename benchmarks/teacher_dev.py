@@ -52,6 +52,9 @@ def parse_args(argv=None):
     p.add_argument("--self-distil", action="store_true",
                    help="then distil the teacher into a fresh model of its own size on the whole pool "
                         "(its soft labels on every pool review, the hard labels where revealed)")
+    p.add_argument("--ensemble", type=int, default=1,
+                   help="train this many models on the same labels (other seeds) and report their averaged "
+                        "probabilities; --self-distil then distils the ensemble")
     common.add_distillation_args(p, of=" of --self-distil")
     p.add_argument("--teacher-size", default=quick["teacher_size"], choices=list(transformer.SIZES))
     p.add_argument("--seed", type=int, default=1)
@@ -91,22 +94,34 @@ def run(args):
 
     # One random order of the pool: every warm stage's labels are a prefix of the final ones.
     order = np.random.default_rng(args.seed).permutation(len(pool))
-    model = training.new_model(args, tokenizer, args.seed, vectors, pretrained)
     start = time.perf_counter()
-    stages = [int(n) for n in args.warm_through.split(",") if n.strip()] + [args.labels]
-    for n in stages:
-        fit = training.train_round(model, pool, order[:n], dev, args, args.seed + n, desc=f"{n} labels")
-        print(f"{n} labels: dev accuracy per epoch {' '.join(f'{a:.4f}' for a in fit['val_acc'])}", flush=True)
-    best = max(fit["val_acc"])
+    models = [train_teacher(args, tokenizer, pool, dev, order, args.seed + 10_000 * k, vectors, pretrained)
+              for k in range(args.ensemble)]
+    best = max(models[-1][1]["val_acc"])
+    models = [m for m, _ in models]
+    if args.ensemble > 1:
+        preds = training.ensemble_logits(models, dev.ids).argmax(1)
+        best = float((preds == np.asarray(dev.labels)).mean())
+        print(f"ensemble of {args.ensemble}: dev accuracy {best:.4f}", flush=True)
     if args.self_distil:
         print(f"teacher: dev accuracy {best:.4f}", flush=True)
-        model, fit = training.self_distil(model, tokenizer, pool, order[:args.labels], dev, args, args.seed + 1,
+        model, fit = training.self_distil(models, tokenizer, pool, order[:args.labels], dev, args, args.seed + 1,
                                           vectors, pretrained)
         print(f"self-distilled: dev accuracy per epoch {' '.join(f'{a:.4f}' for a in fit['val_acc'])}", flush=True)
         best = max(fit["val_acc"])
     settings = {k: v for k, v in vars(args).items() if k not in ("data", "progress", "threads")}
     print(f"RESULT dev_acc={best:.4f} seconds={time.perf_counter() - start:.0f} {settings}")
-    return {"dev_acc": best, "history": fit}
+    return {"dev_acc": best}
+
+
+def train_teacher(args, tokenizer, pool, dev, order, seed, vectors, pretrained):
+    """One teacher trained through the warm stages to ``--labels``; returns ``(model, last fit history)``."""
+    model = training.new_model(args, tokenizer, seed, vectors, pretrained)
+    stages = [int(n) for n in args.warm_through.split(",") if n.strip()] + [args.labels]
+    for n in stages:
+        fit = training.train_round(model, pool, order[:n], dev, args, seed + n, desc=f"{n} labels")
+        print(f"{n} labels: dev accuracy per epoch {' '.join(f'{a:.4f}' for a in fit['val_acc'])}", flush=True)
+    return model, fit
 
 
 if __name__ == "__main__":
