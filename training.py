@@ -279,6 +279,9 @@ def parse_args(argv=None):
     p.add_argument("--self-distil", action="store_true",
                    help="after the last round, distil the teacher into a fresh model of its own size on the "
                         "whole pool (soft labels on every review, hard labels where revealed) and keep that")
+    p.add_argument("--ensemble", type=int, default=1,
+                   help="with --self-distil: distil the mean probabilities of the last round's model and "
+                        "ENSEMBLE-1 more trained afresh on the same labels (other seeds)")
     common.add_distillation_args(p, of=" of --self-distil")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
     p.add_argument("--val-block", type=int, default=100,
@@ -326,6 +329,8 @@ def check_args(args, pool_size):
     if not 0.0 <= args.dropout < 1.0:
         bad(f"--dropout must be in [0, 1), got {args.dropout}")
     common.check_distillation_args(args)
+    if args.ensemble < 1 or args.ensemble > 1 and not args.self_distil:
+        bad(f"--ensemble must be at least 1 and, above 1, comes with --self-distil; got {args.ensemble}")
     if args.average_from is not None and not 0.0 <= args.average_from < 1.0:
         bad(f"--average-from must be in [0, 1), got {args.average_from}")
 
@@ -343,8 +348,8 @@ def parse_seeds(args):
 def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
-            "mc_samples", "retrain", "embedding_init", "pretrain_epochs", "pretrain_lr", "self_distil", "temperature",
-            "alpha", "epochs", "lr", "batch_size", "dropout", "pooling", "average_from", "val_size", "val_block",
+            "mc_samples", "retrain", "embedding_init", "pretrain_epochs", "pretrain_lr", "self_distil", "ensemble",
+            "temperature", "alpha", "epochs", "lr", "batch_size", "dropout", "pooling", "average_from", "val_size", "val_block",
             "vocab_size", "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 
@@ -456,11 +461,21 @@ def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device
                           + f" seconds={record['train_seconds'] + record.get('query_seconds', 0):.1f}")
 
     if args.self_distil and "self_distil" not in state:
-        distil_seed = int(np.random.default_rng([seed, len(state["rounds"])]).integers(2**31))
-        model, fit = self_distil([model], tokenizer, pool, labeled, val, args, distil_seed, vectors, pretrained,
+        r = len(state["rounds"])
+        members, member_val_acc, start = [model], [state["rounds"][-1]["val_acc"]], time.perf_counter()
+        for k in range(1, args.ensemble):
+            member_seed = int(np.random.default_rng([seed, r, k]).integers(2**31))
+            members.append(new_model(args, tokenizer, member_seed, vectors, pretrained).to(device))
+            fit = train_round(members[-1], pool, labeled, val, args, member_seed,
+                              desc=f"{strategy} s{seed} member {k + 1}/{args.ensemble}")
+            member_val_acc.append(max(fit["val_acc"]))
+        ensemble_val_acc = float((ensemble_logits(members, val.ids).argmax(1) == val.labels).mean())
+        distil_seed = int(np.random.default_rng([seed, r]).integers(2**31))
+        model, fit = self_distil(members, tokenizer, pool, labeled, val, args, distil_seed, vectors, pretrained,
                                  desc=f"{strategy} s{seed} self-distil")
         record = {"labels_used": state["rounds"][-1]["labels_used"], "val_acc": max(fit["val_acc"]),
-                  "train_seconds": fit["seconds"], "epochs": fit}
+                  "member_val_acc": member_val_acc, "ensemble_val_acc": ensemble_val_acc,
+                  "train_seconds": time.perf_counter() - start, "epochs": fit}
         if args.eval_test_each_round:
             record["test_acc"] = common.evaluate(model, test.ids, test.labels)
         state["self_distil"] = record

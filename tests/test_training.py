@@ -302,6 +302,54 @@ def test_self_distil_learns_from_revealed_labels_only_and_resumes(parquet_dir, t
         torch.testing.assert_close(again.state_dict()[name], p, msg=name)
 
 
+def test_ensemble_logits_average_probabilities():
+    class Fixed(torch.nn.Module):
+        """A model whose logits are given: ``predict_logits`` only needs config, forward and train."""
+
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = torch.tensor(logits)
+            self.config = argparse.Namespace(num_labels=2, pad_token_id=0)
+            self.anchor = torch.nn.Parameter(torch.zeros(()))  # gives the model a device
+
+        def forward(self, input_ids, attention_mask=None):
+            return argparse.Namespace(logits=self.logits[input_ids[:, 0] - 1])
+
+    ids = [[1], [2]]
+    a, b = Fixed([[0.0, 0.0], [np.log(9), 0.0]]), Fixed([[np.log(3), 0.0], [0.0, 0.0]])
+    # Probabilities (0.5, 0.5) and (0.75, 0.25) average to (0.625, 0.375); (0.9, 0.1) and (0.5, 0.5) to (0.7, 0.3).
+    np.testing.assert_allclose(np.exp(training.ensemble_logits([a, b], ids)), [[0.625, 0.375], [0.7, 0.3]], rtol=1e-6)
+    np.testing.assert_allclose(np.exp(training.ensemble_logits([a], ids)), [[0.5, 0.5], [0.9, 0.1]], rtol=1e-6)
+
+
+def test_ensemble_members_train_on_the_final_labels_and_are_distilled(parquet_dir, tmp_path, monkeypatch):
+    real_round, real_distil, rounds, teachers = training.train_round, training.self_distil, [], []
+
+    def recording_round(model, pool, labeled, *args, **kwargs):
+        rounds.append(np.sort(pool.index[labeled]))
+        return real_round(model, pool, labeled, *args, **kwargs)
+
+    def recording_distil(members, *args, **kwargs):
+        teachers.append(list(members))
+        return real_distil(members, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train_round", recording_round)
+    monkeypatch.setattr(training, "self_distil", recording_distil)
+    out = training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--self-distil", "--ensemble", "3"))
+    run = out["runs"][0]
+    n_rounds = len(run["rounds"])
+    # Two more members after the rounds, on exactly the final labeled set, each a model of its own.
+    assert len(rounds) == n_rounds + 2
+    for labeled in rounds[n_rounds - 1:]:
+        np.testing.assert_array_equal(labeled, np.sort(run["labeled_index"]))
+    (members,) = teachers
+    assert len(members) == 3 and len({id(m) for m in members}) == 3
+    assert not torch.equal(members[1].tok_emb.weight, members[2].tok_emb.weight)
+    record = run["self_distil"]
+    assert record["member_val_acc"][0] == run["rounds"][-1]["val_acc"] and len(record["member_val_acc"]) == 3
+    assert 0 <= record["ensemble_val_acc"] <= 1
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--initial-labels", "500"], "--initial-labels 500"),
     (["--query-size", "0"], "--query-size must be at least 1"),
@@ -312,6 +360,8 @@ def test_self_distil_learns_from_revealed_labels_only_and_resumes(parquet_dir, t
     (["--average-from", "1"], "--average-from must be in [0, 1)"),
     (["--pretrain-epochs", "-1"], "--pretrain-epochs must not be negative"),
     (["--self-distil", "--temperature", "0"], "--temperature must be positive"),
+    (["--ensemble", "2"], "--ensemble must be at least 1 and, above 1, comes with --self-distil"),
+    (["--self-distil", "--ensemble", "0"], "--ensemble must be at least 1"),
 ])
 def test_bad_options_exit_2_and_write_nothing(parquet_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:
