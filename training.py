@@ -279,9 +279,10 @@ def parse_args(argv=None):
     p.add_argument("--self-distil", action="store_true",
                    help="after the last round, distil the teacher into a fresh model of its own size on the "
                         "whole pool (soft labels on every review, hard labels where revealed) and keep that")
-    p.add_argument("--ensemble", type=int, default=1,
-                   help="with --self-distil: distil the mean probabilities of the last round's model and "
-                        "ENSEMBLE-1 more trained afresh on the same labels (other seeds)")
+    p.add_argument("--ensemble", type=int,
+                   help="after the last round, train ENSEMBLE-1 more models afresh on the same labels and distil "
+                        "the mean probabilities of all of them into the teacher, as --self-distil does with one "
+                        "(1: no ensemble)")
     common.add_distillation_args(p, of=" of --self-distil")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
     p.add_argument("--val-block", type=int, default=100,
@@ -329,8 +330,8 @@ def check_args(args, pool_size):
     if not 0.0 <= args.dropout < 1.0:
         bad(f"--dropout must be in [0, 1), got {args.dropout}")
     common.check_distillation_args(args)
-    if args.ensemble < 1 or args.ensemble > 1 and not args.self_distil:
-        bad(f"--ensemble must be at least 1 and, above 1, comes with --self-distil; got {args.ensemble}")
+    if args.ensemble < 1:
+        bad(f"--ensemble must be at least 1, got {args.ensemble}")
     if args.average_from is not None and not 0.0 <= args.average_from < 1.0:
         bad(f"--average-from must be in [0, 1), got {args.average_from}")
 
@@ -411,7 +412,7 @@ def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device
             raise common.UserError(f"cannot --resume {folder}: its tokenizer differs from this run's "
                                    "(other data?); rerun with the same --data or without --resume")
         # An option added after the state was written is missing from it: that run used its default.
-        defaults = vars(parse_args([]))
+        defaults = vars(common.apply_preset(parse_args(["--preset", args.preset])))
         diff = sorted(k for k in run_settings if state["settings"].get(k, defaults.get(k)) != run_settings[k])
         if diff:
             raise common.UserError(f"cannot --resume {folder}: it was started with other settings "
@@ -460,7 +461,7 @@ def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device
                           + (f" test_acc={record['test_acc']:.4f}" if "test_acc" in record else "")
                           + f" seconds={record['train_seconds'] + record.get('query_seconds', 0):.1f}")
 
-    if args.self_distil and "self_distil" not in state:
+    if (args.self_distil or args.ensemble > 1) and "self_distil" not in state:
         r = len(state["rounds"])
         members, member_val_acc, start = [model], [state["rounds"][-1]["val_acc"]], time.perf_counter()
         for k in range(1, args.ensemble):
@@ -594,7 +595,8 @@ def run(args):
                 args.results, PROG, model="teacher", strategy=strategy, labels_used=final["labels_used"],
                 pool_size=len(pool), rounds=len(state["rounds"]) - 1, test_acc=run_record["test_acc"],
                 val_acc=final["val_acc"], params=model.num_params(), train_seconds=run_record["seconds"],
-                seed=seed, preset=args.preset, retrain=args.retrain, self_distilled="self_distil" in state)
+                seed=seed, preset=args.preset, retrain=args.retrain, self_distilled="self_distil" in state,
+                ensemble=args.ensemble if "self_distil" in state else 1)
             if teacher is None:
                 teacher = model
 

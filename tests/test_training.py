@@ -335,7 +335,7 @@ def test_ensemble_members_train_on_the_final_labels_and_are_distilled(parquet_di
 
     monkeypatch.setattr(training, "train_round", recording_round)
     monkeypatch.setattr(training, "self_distil", recording_distil)
-    out = training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--self-distil", "--ensemble", "3"))
+    out = training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--ensemble", "3"))
     run = out["runs"][0]
     n_rounds = len(run["rounds"])
     # Two more members after the rounds, on exactly the final labeled set, each a model of its own.
@@ -360,8 +360,7 @@ def test_ensemble_members_train_on_the_final_labels_and_are_distilled(parquet_di
     (["--average-from", "1"], "--average-from must be in [0, 1)"),
     (["--pretrain-epochs", "-1"], "--pretrain-epochs must not be negative"),
     (["--self-distil", "--temperature", "0"], "--temperature must be positive"),
-    (["--ensemble", "2"], "--ensemble must be at least 1 and, above 1, comes with --self-distil"),
-    (["--self-distil", "--ensemble", "0"], "--ensemble must be at least 1"),
+    (["--ensemble", "0"], "--ensemble must be at least 1, got 0"),
 ])
 def test_bad_options_exit_2_and_write_nothing(parquet_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:
