@@ -54,7 +54,7 @@ def parse_args(argv=None):
                         "(its soft labels on every pool review, the hard labels where revealed)")
     p.add_argument("--ensemble", type=int, default=1,
                    help="train this many models on the same labels (other seeds) and report their averaged "
-                        "probabilities; --self-distil then distils the ensemble")
+                        "probabilities; --self-distil then distils the ensemble (training.py --ensemble)")
     common.add_distillation_args(p, of=" of --self-distil")
     p.add_argument("--teacher-size", default=quick["teacher_size"], choices=list(transformer.SIZES))
     p.add_argument("--seed", type=int, default=1)
@@ -104,7 +104,8 @@ def run(args):
         best = float((preds == np.asarray(dev.labels)).mean())
         print(f"ensemble of {args.ensemble}: dev accuracy {best:.4f}", flush=True)
     if args.self_distil:
-        print(f"teacher: dev accuracy {best:.4f}", flush=True)
+        if args.ensemble == 1:
+            print(f"teacher: dev accuracy {best:.4f}", flush=True)
         model, fit = training.self_distil(models, tokenizer, pool, order[:args.labels], dev, args, args.seed + 1,
                                           vectors, pretrained)
         print(f"self-distilled: dev accuracy per epoch {' '.join(f'{a:.4f}' for a in fit['val_acc'])}", flush=True)

@@ -335,7 +335,8 @@ def test_ensemble_members_train_on_the_final_labels_and_are_distilled(parquet_di
 
     monkeypatch.setattr(training, "train_round", recording_round)
     monkeypatch.setattr(training, "self_distil", recording_distil)
-    out = training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--ensemble", "3"))
+    three = ("--threads", "1", "--ensemble", "3")
+    out = training.main(smoke_args(parquet_dir, tmp_path / "a", *three))
     run = out["runs"][0]
     n_rounds = len(run["rounds"])
     # Two more members after the rounds, on exactly the final labeled set, each a model of its own.
@@ -348,6 +349,25 @@ def test_ensemble_members_train_on_the_final_labels_and_are_distilled(parquet_di
     record = run["self_distil"]
     assert record["member_val_acc"][0] == run["rounds"][-1]["val_acc"] and len(record["member_val_acc"]) == 3
     assert 0 <= record["ensemble_val_acc"] <= 1
+    assert common.read_results(tmp_path / "a" / "results.txt")[0]["ensemble"] == 3
+
+    # Killed while training the last member: --resume redoes the step and ends with the same teacher.
+    def killed_in_third_member(model, pool, labeled, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == n_rounds + 2:
+            raise KeyboardInterrupt
+        return real_round(model, pool, labeled, *args, **kwargs)
+
+    calls = []
+    monkeypatch.setattr(training, "train_round", killed_in_third_member)
+    with pytest.raises(KeyboardInterrupt):
+        training.main(smoke_args(parquet_dir, tmp_path / "b", *three))
+    monkeypatch.undo()
+    training.main(smoke_args(parquet_dir, tmp_path / "b", "--resume", *three))
+    teacher, _, _ = common.load_checkpoint(tmp_path / "a" / "ck" / "teacher", "training.py")
+    again, _, _ = common.load_checkpoint(tmp_path / "b" / "ck" / "teacher", "training.py")
+    for name, p in teacher.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[name], p, msg=name)
 
 
 @pytest.mark.parametrize("extra, message", [
