@@ -282,8 +282,8 @@ def parse_args(argv=None):
     p.add_argument("--ensemble", type=int,
                    help="after the last round, train ENSEMBLE-1 more models afresh on the same labels and distil "
                         "the mean probabilities of all of them into the teacher, as --self-distil does with one "
-                        "(1: no ensemble)")
-    common.add_distillation_args(p, of=" of --self-distil")
+                        "(1: no ensemble; --self-distil --ensemble 1 distils the last round's model alone)")
+    common.add_distillation_args(p, of=" of --self-distil and --ensemble")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
     p.add_argument("--val-block", type=int, default=100,
                    help="validation takes whole runs of this many adjacent training rows: IMDB lists a movie's "
@@ -481,7 +481,8 @@ def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device
             record["test_acc"] = common.evaluate(model, test.ids, test.labels)
         state["self_distil"] = record
         common.save_checkpoint(model, tokenizer, folder, state)
-        common.tqdm.write(f"{strategy} seed {seed} self-distilled on the whole pool: val_acc={record['val_acc']:.4f}"
+        what = f"ensemble of {args.ensemble} (val_acc {ensemble_val_acc:.4f})" if args.ensemble > 1 else "teacher"
+        common.tqdm.write(f"{strategy} seed {seed} {what} distilled on the whole pool: val_acc={record['val_acc']:.4f}"
                           + (f" test_acc={record['test_acc']:.4f}" if "test_acc" in record else "")
                           + f" seconds={record['train_seconds']:.1f}")
     return model, state
@@ -623,7 +624,7 @@ def run(args):
               f"at {c['labels_used'][-1]} labels")
         distilled = [r["self_distil"][metric] for r in runs if r["strategy"] == strategy and r["self_distil"]]
         if distilled:
-            print(f"{'':>16}  self-distilled on the whole pool: {metric} {np.mean(distilled):.4f} ± "
+            print(f"{'':>16}  distilled on the whole pool: {metric} {np.mean(distilled):.4f} ± "
                   f"{np.std(distilled):.4f}")
     if "label_fraction_to_match_random" in history:
         frac = history["label_fraction_to_match_random"]
