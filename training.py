@@ -350,8 +350,8 @@ def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
             "mc_samples", "retrain", "embedding_init", "pretrain_epochs", "pretrain_lr", "self_distil", "ensemble",
-            "temperature", "alpha", "epochs", "lr", "batch_size", "dropout", "pooling", "average_from", "val_size", "val_block",
-            "vocab_size", "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
+            "temperature", "alpha", "epochs", "lr", "batch_size", "dropout", "pooling", "average_from", "val_size",
+            "val_block", "vocab_size", "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 
 
