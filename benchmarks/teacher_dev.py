@@ -95,10 +95,9 @@ def run(args):
     # One random order of the pool: every warm stage's labels are a prefix of the final ones.
     order = np.random.default_rng(args.seed).permutation(len(pool))
     start = time.perf_counter()
-    models = [train_teacher(args, tokenizer, pool, dev, order, args.seed + 10_000 * k, vectors, pretrained)
-              for k in range(args.ensemble)]
-    best = max(models[-1][1]["val_acc"])
-    models = [m for m, _ in models]
+    trained = [train_teacher(args, tokenizer, pool, dev, order, args.seed + 10_000 * k, vectors, pretrained)
+               for k in range(args.ensemble)]
+    models, best = [m for m, _ in trained], max(trained[0][1]["val_acc"])
     if args.ensemble > 1:
         preds = training.ensemble_logits(models, dev.ids).argmax(1)
         best = float((preds == np.asarray(dev.labels)).mean())
