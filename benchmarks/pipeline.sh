@@ -8,6 +8,9 @@ out=${2:?usage: pipeline.sh PRESET OUT_DIR [script args...]}
 shift 2
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
+# A fresh results file, so that each script's comparison reads this run's numbers only; the previous
+# one is kept beside it.
+if [ -e "$out/results.txt" ]; then mv "$out/results.txt" "$out/results.prev.txt"; fi
 {
   echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) preset=$preset commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)"
   echo "# machine: $(nproc) cores, $(python -c 'import platform; print(platform.processor() or platform.machine())'), torch $(python -c 'import torch; print(torch.__version__)')"
