@@ -224,6 +224,11 @@ def ensemble_logits(models, ids, progress_bar=False):
     return torch.stack(probs).mean(0).log().numpy()
 
 
+def ensemble_accuracy(models, ids, labels):
+    """Accuracy of the models' mean class probabilities on ``ids`` with gold ``labels``."""
+    return float((ensemble_logits(models, ids).argmax(1) == np.asarray(labels)).mean())
+
+
 def self_distil(teachers, tokenizer, pool, labeled, val, args, seed, vectors=None, pretrained=None,
                 desc="self-distil"):
     """A fresh model of the teachers' size distilled from ``teachers`` (a list: one model, or an ensemble
@@ -470,7 +475,7 @@ def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device
             fit = train_round(members[-1], pool, labeled, val, args, member_seed,
                               desc=f"{strategy} s{seed} member {k + 1}/{args.ensemble}")
             member_val_acc.append(max(fit["val_acc"]))
-        ensemble_val_acc = float((ensemble_logits(members, val.ids).argmax(1) == val.labels).mean())
+        ensemble_val_acc = ensemble_accuracy(members, val.ids, val.labels)
         distil_seed = int(np.random.default_rng([seed, r]).integers(2**31))
         model, fit = self_distil(members, tokenizer, pool, labeled, val, args, distil_seed, vectors, pretrained,
                                  desc=f"{strategy} s{seed} self-distil")

@@ -99,8 +99,7 @@ def run(args):
                for k in range(args.ensemble)]
     models, best = [m for m, _ in trained], max(trained[0][1]["val_acc"])
     if args.ensemble > 1:
-        preds = training.ensemble_logits(models, dev.ids).argmax(1)
-        best = float((preds == np.asarray(dev.labels)).mean())
+        best = training.ensemble_accuracy(models, dev.ids, dev.labels)
         print(f"ensemble of {args.ensemble}: dev accuracy {best:.4f}", flush=True)
     if args.self_distil:
         if args.ensemble == 1:
