@@ -405,6 +405,35 @@ def pretrained_encoder(args, tokenizer, ids, vectors, device, folder, wanted, se
     return model.state_dict(), history
 
 
+def ensemble_step(model, labeled, rounds, args, strategy, seed, pool, val, test, tokenizer, device, vectors=None,
+                  pretrained=None):
+    """After the last of ``rounds``: ``--ensemble`` - 1 more models trained afresh on the final ``labeled``
+    set, and the mean of all their probabilities, the last round's ``model`` included, distilled into a
+    fresh model on the whole pool. Returns ``(distilled model, history record)``."""
+    r = len(rounds)
+    members, member_val_acc, start = [model], [rounds[-1]["val_acc"]], time.perf_counter()
+    for k in range(1, args.ensemble):
+        member_seed = int(np.random.default_rng([seed, r, k]).integers(2**31))
+        members.append(new_model(args, tokenizer, member_seed, vectors, pretrained).to(device))
+        fit = train_round(members[-1], pool, labeled, val, args, member_seed,
+                          desc=f"{strategy} s{seed} member {k + 1}/{args.ensemble}")
+        member_val_acc.append(max(fit["val_acc"]))
+    ensemble_val_acc = ensemble_accuracy(members, val.ids, val.labels)
+    distil_seed = int(np.random.default_rng([seed, r]).integers(2**31))
+    model, fit = self_distil(members, tokenizer, pool, labeled, val, args, distil_seed, vectors, pretrained,
+                             desc=f"{strategy} s{seed} self-distil")
+    record = {"labels_used": rounds[-1]["labels_used"], "val_acc": max(fit["val_acc"]),
+              "member_val_acc": member_val_acc, "ensemble_val_acc": ensemble_val_acc,
+              "train_seconds": time.perf_counter() - start, "epochs": fit}
+    if args.eval_test_each_round:
+        record["test_acc"] = common.evaluate(model, test.ids, test.labels)
+    what = f"ensemble of {args.ensemble} (val_acc {ensemble_val_acc:.4f})" if args.ensemble > 1 else "teacher"
+    common.tqdm.write(f"{strategy} seed {seed} {what} distilled on the whole pool: val_acc={record['val_acc']:.4f}"
+                      + (f" test_acc={record['test_acc']:.4f}" if "test_acc" in record else "")
+                      + f" seconds={record['train_seconds']:.1f}")
+    return model, record
+
+
 def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device, vectors=None, pretrained=None):
     """One active-learning run; returns ``(model, history)``. Resumable round by round. ``vectors``
     initialise the token embeddings of every fresh model, or ``pretrained`` its whole encoder."""
@@ -467,29 +496,9 @@ def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device
                           + f" seconds={record['train_seconds'] + record.get('query_seconds', 0):.1f}")
 
     if (args.self_distil or args.ensemble > 1) and "self_distil" not in state:
-        r = len(state["rounds"])
-        members, member_val_acc, start = [model], [state["rounds"][-1]["val_acc"]], time.perf_counter()
-        for k in range(1, args.ensemble):
-            member_seed = int(np.random.default_rng([seed, r, k]).integers(2**31))
-            members.append(new_model(args, tokenizer, member_seed, vectors, pretrained).to(device))
-            fit = train_round(members[-1], pool, labeled, val, args, member_seed,
-                              desc=f"{strategy} s{seed} member {k + 1}/{args.ensemble}")
-            member_val_acc.append(max(fit["val_acc"]))
-        ensemble_val_acc = ensemble_accuracy(members, val.ids, val.labels)
-        distil_seed = int(np.random.default_rng([seed, r]).integers(2**31))
-        model, fit = self_distil(members, tokenizer, pool, labeled, val, args, distil_seed, vectors, pretrained,
-                                 desc=f"{strategy} s{seed} self-distil")
-        record = {"labels_used": state["rounds"][-1]["labels_used"], "val_acc": max(fit["val_acc"]),
-                  "member_val_acc": member_val_acc, "ensemble_val_acc": ensemble_val_acc,
-                  "train_seconds": time.perf_counter() - start, "epochs": fit}
-        if args.eval_test_each_round:
-            record["test_acc"] = common.evaluate(model, test.ids, test.labels)
-        state["self_distil"] = record
+        model, state["self_distil"] = ensemble_step(model, labeled, state["rounds"], args, strategy, seed, pool, val,
+                                                    test, tokenizer, device, vectors, pretrained)
         common.save_checkpoint(model, tokenizer, folder, state)
-        what = f"ensemble of {args.ensemble} (val_acc {ensemble_val_acc:.4f})" if args.ensemble > 1 else "teacher"
-        common.tqdm.write(f"{strategy} seed {seed} {what} distilled on the whole pool: val_acc={record['val_acc']:.4f}"
-                          + (f" test_acc={record['test_acc']:.4f}" if "test_acc" in record else "")
-                          + f" seconds={record['train_seconds']:.1f}")
     return model, state
 
 
