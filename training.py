@@ -240,9 +240,9 @@ def self_distil(teachers, tokenizer, pool, labeled, val, args, seed, vectors=Non
     logits = ensemble_logits(teachers, pool.ids, args.progress)
     model = new_model(args, tokenizer, seed, vectors, pretrained).to(teachers[0].device)
     fit = common.distil(model, pool.ids, logits, labels, temperature=args.temperature, alpha=args.alpha,
-                        epochs=args.distil_epochs or args.epochs, lr=args.lr, batch_size=args.batch_size, seed=seed,
-                        val=(val.ids, val.labels), average_from=args.average_from, progress_bar=args.progress,
-                        desc=desc)
+                        epochs=args.self_distil_epochs or args.epochs, lr=args.lr, batch_size=args.batch_size,
+                        seed=seed, val=(val.ids, val.labels), average_from=args.average_from,
+                        progress_bar=args.progress, desc=desc)
     return model, fit
 
 
@@ -289,7 +289,7 @@ def parse_args(argv=None):
                         "the mean probabilities of all of them into the teacher, as --self-distil does with one "
                         "(1: no ensemble; --self-distil --ensemble 1 distils the last round's model alone)")
     common.add_distillation_args(p, of=" of --self-distil and --ensemble")
-    p.add_argument("--distil-epochs", type=int, default=None,
+    p.add_argument("--self-distil-epochs", type=int, default=None,
                    help="epochs of the distillation of --self-distil and --ensemble (default: --epochs)")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
     p.add_argument("--val-block", type=int, default=100,
@@ -339,8 +339,8 @@ def check_args(args, pool_size):
     common.check_distillation_args(args)
     if args.ensemble < 1:
         bad(f"--ensemble must be at least 1, got {args.ensemble}")
-    if args.distil_epochs is not None and args.distil_epochs < 1:
-        bad(f"--distil-epochs must be at least 1, got {args.distil_epochs}")
+    if args.self_distil_epochs is not None and args.self_distil_epochs < 1:
+        bad(f"--self-distil-epochs must be at least 1, got {args.self_distil_epochs}")
     if args.average_from is not None and not 0.0 <= args.average_from < 1.0:
         bad(f"--average-from must be in [0, 1), got {args.average_from}")
 
@@ -359,8 +359,9 @@ def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
             "mc_samples", "retrain", "embedding_init", "pretrain_epochs", "pretrain_lr", "self_distil", "ensemble",
-            "distil_epochs", "temperature", "alpha", "epochs", "lr", "batch_size", "dropout", "pooling",
-            "average_from", "val_size", "val_block", "vocab_size", "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
+            "self_distil_epochs", "temperature", "alpha", "epochs", "lr", "batch_size", "dropout",
+            "pooling", "average_from", "val_size", "val_block", "vocab_size", "max_len", "teacher_size",
+            "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 
 

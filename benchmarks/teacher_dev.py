@@ -56,7 +56,8 @@ def parse_args(argv=None):
                    help="train this many models on the same labels (other seeds) and report their averaged "
                         "probabilities; --self-distil then distils the ensemble (training.py --ensemble)")
     common.add_distillation_args(p, of=" of --self-distil")
-    p.add_argument("--distil-epochs", type=int, default=None, help="epochs of --self-distil (default: --epochs)")
+    p.add_argument("--self-distil-epochs", type=int, default=None,
+                   help="epochs of --self-distil (default: --epochs)")
     p.add_argument("--teacher-size", default=quick["teacher_size"], choices=list(transformer.SIZES))
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)

@@ -335,7 +335,7 @@ def test_ensemble_members_train_on_the_final_labels_and_are_distilled(parquet_di
 
     monkeypatch.setattr(training, "train_round", recording_round)
     monkeypatch.setattr(training, "self_distil", recording_distil)
-    three = ("--threads", "1", "--ensemble", "3")
+    three = ("--threads", "1", "--ensemble", "3", "--self-distil-epochs", "3")
     out = training.main(smoke_args(parquet_dir, tmp_path / "a", *three))
     run = out["runs"][0]
     n_rounds = len(run["rounds"])
@@ -349,6 +349,7 @@ def test_ensemble_members_train_on_the_final_labels_and_are_distilled(parquet_di
     record = run["self_distil"]
     assert record["member_val_acc"][0] == run["rounds"][-1]["val_acc"] and len(record["member_val_acc"]) == 3
     assert 0 <= record["ensemble_val_acc"] <= 1
+    assert len(record["epochs"]["val_acc"]) == 3 and len(run["rounds"][-1]["epochs"]["val_acc"]) == 2
     assert common.read_results(tmp_path / "a" / "results.txt")[0]["ensemble"] == 3
 
     # Killed while training the last member: --resume redoes the step and ends with the same teacher.
@@ -381,6 +382,7 @@ def test_ensemble_members_train_on_the_final_labels_and_are_distilled(parquet_di
     (["--pretrain-epochs", "-1"], "--pretrain-epochs must not be negative"),
     (["--self-distil", "--temperature", "0"], "--temperature must be positive"),
     (["--ensemble", "0"], "--ensemble must be at least 1, got 0"),
+    (["--ensemble", "2", "--self-distil-epochs", "0"], "--self-distil-epochs must be at least 1, got 0"),
 ])
 def test_bad_options_exit_2_and_write_nothing(parquet_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:
