@@ -277,7 +277,7 @@ def parse_args(argv=None):
     # 0.2 beat 0.1 on both seeds of the development set (benchmarks/teacher_dev_dropout/log.txt).
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--average-from", type=float, default=None,
-                   help="average the weights over the steps after this fraction of each round's training "
+                   help="average the weights over the steps after this fraction of each model's training "
                         "(stochastic weight averaging; off by default)")
     p.add_argument("--pooling", default="mean", choices=list(transformer.POOLINGS),
                    help="review vector: mean of the token states, or mean and max side by side")
@@ -616,7 +616,8 @@ def run(args):
                 pool_size=len(pool), rounds=len(state["rounds"]) - 1, test_acc=run_record["test_acc"],
                 val_acc=final["val_acc"], params=model.num_params(), train_seconds=run_record["seconds"],
                 seed=seed, preset=args.preset, retrain=args.retrain, self_distilled="self_distil" in state,
-                ensemble=args.ensemble if "self_distil" in state else 1)
+                ensemble=args.ensemble if "self_distil" in state else 1,
+                average_from="off" if args.average_from is None else args.average_from)
             if teacher is None:
                 teacher = model
 

@@ -371,6 +371,20 @@ def test_ensemble_members_train_on_the_final_labels_and_are_distilled(parquet_di
         torch.testing.assert_close(again.state_dict()[name], p, msg=name)
 
 
+def test_weight_averaging_reaches_every_model(parquet_dir, tmp_path, monkeypatch):
+    real_fit, calls = common.fit, []
+
+    def recording_fit(*args, **kwargs):
+        calls.append(kwargs["average_from"])
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(common, "fit", recording_fit)
+    training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--ensemble", "2", "--average-from", "0.5"))
+    # The rounds, the second member and the distillation (common.distil calls common.fit).
+    assert len(calls) >= 4 and set(calls) == {0.5}
+    assert common.read_results(tmp_path / "results.txt")[0]["average_from"] == 0.5
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--initial-labels", "500"], "--initial-labels 500"),
     (["--query-size", "0"], "--query-size must be at least 1"),
