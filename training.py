@@ -14,6 +14,7 @@ one ``results.txt`` line per run.
     python training.py --compare-random --seeds 1,2,3          # uncertainty vs random, 3 seeds
 """
 
+import copy
 import math
 import time
 
@@ -231,14 +232,18 @@ def ensemble_accuracy(models, ids, labels):
 
 def self_distil(teachers, tokenizer, pool, labeled, val, args, seed, vectors=None, pretrained=None,
                 desc="self-distil"):
-    """A fresh model of the teachers' size distilled from ``teachers`` (a list: one model, or an ensemble
-    whose class probabilities are averaged) on the whole pool: their soft labels on every review, the
-    hard label only at the ``labeled`` pool positions. A born-again network (Furlanello et al. 2018)
-    whose transfer set adds the reviews active learning left unlabeled. Returns ``(model, fit history)``."""
+    """A model of the teachers' size distilled from ``teachers`` (a list: one model, or an ensemble whose
+    class probabilities are averaged) on the whole pool: their soft labels on every review, the hard label
+    only at the ``labeled`` pool positions. A born-again network (Furlanello et al. 2018) whose transfer
+    set adds the reviews active learning left unlabeled. It starts fresh, or (``--self-distil-start
+    member``) as a copy of ``teachers[0]``, which is left untouched. Returns ``(model, fit history)``."""
     labels = np.full(len(pool), -1)
     labels[labeled] = pool.labels[labeled]  # what active learning revealed, and nothing else
     logits = ensemble_logits(teachers, pool.ids, args.progress)
-    model = new_model(args, tokenizer, seed, vectors, pretrained).to(teachers[0].device)
+    if args.self_distil_start == "member":
+        model = copy.deepcopy(teachers[0])
+    else:
+        model = new_model(args, tokenizer, seed, vectors, pretrained).to(teachers[0].device)
     fit = common.distil(model, pool.ids, logits, labels, temperature=args.temperature, alpha=args.alpha,
                         epochs=args.self_distil_epochs or args.epochs, lr=args.lr, batch_size=args.batch_size,
                         seed=seed, val=(val.ids, val.labels), average_from=args.average_from,
@@ -291,6 +296,9 @@ def parse_args(argv=None):
     common.add_distillation_args(p, of=" of --self-distil and --ensemble")
     p.add_argument("--self-distil-epochs", type=int, default=None,
                    help="epochs of the distillation of --self-distil and --ensemble (default: --epochs)")
+    p.add_argument("--self-distil-start", default="fresh", choices=["fresh", "member"],
+                   help="the distilled model starts from a fresh initialisation, or from the weights of the "
+                        "last round's model (the ensemble's first member)")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
     p.add_argument("--val-block", type=int, default=100,
                    help="validation takes whole runs of this many adjacent training rows: IMDB lists a movie's "
@@ -359,7 +367,7 @@ def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
             "mc_samples", "retrain", "embedding_init", "pretrain_epochs", "pretrain_lr", "self_distil", "ensemble",
-            "self_distil_epochs", "temperature", "alpha", "epochs", "lr", "batch_size", "dropout",
+            "self_distil_epochs", "self_distil_start", "temperature", "alpha", "epochs", "lr", "batch_size", "dropout",
             "pooling", "average_from", "val_size", "val_block", "vocab_size", "max_len", "teacher_size",
             "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}

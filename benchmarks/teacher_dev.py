@@ -58,6 +58,8 @@ def parse_args(argv=None):
     common.add_distillation_args(p, of=" of --self-distil")
     p.add_argument("--self-distil-epochs", type=int, default=None,
                    help="epochs of --self-distil (default: --epochs)")
+    p.add_argument("--self-distil-start", default=teacher.self_distil_start, choices=["fresh", "member"],
+                   help="--self-distil starts from a fresh model, or from the first teacher's weights")
     p.add_argument("--teacher-size", default=quick["teacher_size"], choices=list(transformer.SIZES))
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)

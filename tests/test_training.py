@@ -1,4 +1,5 @@
 import argparse
+import copy
 import json
 
 import numpy as np
@@ -369,6 +370,29 @@ def test_ensemble_members_train_on_the_final_labels_and_are_distilled(parquet_di
     again, _, _ = common.load_checkpoint(tmp_path / "b" / "ck" / "teacher", "training.py")
     for name, p in teacher.state_dict().items():
         torch.testing.assert_close(again.state_dict()[name], p, msg=name)
+
+
+@pytest.mark.parametrize("start", ["fresh", "member"])
+def test_self_distil_starts_fresh_or_from_the_first_member(parquet_dir, tmp_path, monkeypatch, start):
+    real_distil, real_self_distil, seen = common.distil, training.self_distil, {}
+
+    def recording_self_distil(members, *args, **kwargs):
+        seen["member"] = copy.deepcopy(members[0].state_dict())
+        model, fit = real_self_distil(members, *args, **kwargs)
+        seen["member_after"] = members[0].state_dict()
+        return model, fit
+
+    def recording_distil(model, *args, **kwargs):
+        seen["start"] = copy.deepcopy(model.state_dict())
+        return real_distil(model, *args, **kwargs)
+
+    monkeypatch.setattr(training, "self_distil", recording_self_distil)
+    monkeypatch.setattr(common, "distil", recording_distil)
+    training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--ensemble", "2", "--self-distil-start", start))
+    same = [torch.equal(seen["start"][k], v) for k, v in seen["member"].items()]
+    assert all(same) == (start == "member")
+    for k, v in seen["member"].items():  # the member itself is not trained further
+        torch.testing.assert_close(seen["member_after"][k], v)
 
 
 def test_weight_averaging_reaches_every_model(parquet_dir, tmp_path, monkeypatch):
