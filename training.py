@@ -349,6 +349,12 @@ def check_args(args, pool_size):
         bad(f"--ensemble must be at least 1, got {args.ensemble}")
     if args.self_distil_epochs is not None and args.self_distil_epochs < 1:
         bad(f"--self-distil-epochs must be at least 1, got {args.self_distil_epochs}")
+    distilling = args.self_distil or args.ensemble > 1
+    for flag, given in (("--self-distil-epochs", args.self_distil_epochs is not None),
+                        ("--self-distil-start", args.self_distil_start != "fresh")):
+        if given and not distilling:
+            bad(f"{flag} sets the distillation of --self-distil or --ensemble > 1, and this run has none: "
+                "add one of them or drop it")
     if args.average_from is not None and not 0.0 <= args.average_from < 1.0:
         bad(f"--average-from must be in [0, 1), got {args.average_from}")
 

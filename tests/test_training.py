@@ -421,6 +421,8 @@ def test_weight_averaging_reaches_every_model(parquet_dir, tmp_path, monkeypatch
     (["--self-distil", "--temperature", "0"], "--temperature must be positive"),
     (["--ensemble", "0"], "--ensemble must be at least 1, got 0"),
     (["--ensemble", "2", "--self-distil-epochs", "0"], "--self-distil-epochs must be at least 1, got 0"),
+    (["--self-distil-epochs", "3"], "--self-distil-epochs sets the distillation of --self-distil"),
+    (["--self-distil-start", "member"], "--self-distil-start sets the distillation of --self-distil"),
 ])
 def test_bad_options_exit_2_and_write_nothing(parquet_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:
