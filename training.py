@@ -230,6 +230,14 @@ def ensemble_accuracy(models, ids, labels):
     return float((ensemble_logits(models, ids).argmax(1) == np.asarray(labels)).mean())
 
 
+SELF_DISTIL_STARTS = ("fresh", "member")
+
+
+def distils(args):
+    """Whether the run ends with a distillation step (--self-distil, or an ensemble to distil)."""
+    return args.self_distil or args.ensemble > 1
+
+
 def self_distil(teachers, tokenizer, pool, labeled, val, args, seed, vectors=None, pretrained=None,
                 desc="self-distil"):
     """A model of the teachers' size distilled from ``teachers`` (a list: one model, or an ensemble whose
@@ -296,7 +304,7 @@ def parse_args(argv=None):
     common.add_distillation_args(p, of=" of --self-distil and --ensemble")
     p.add_argument("--self-distil-epochs", type=int, default=None,
                    help="epochs of the distillation of --self-distil and --ensemble (default: --epochs)")
-    p.add_argument("--self-distil-start", default="fresh", choices=["fresh", "member"],
+    p.add_argument("--self-distil-start", default="fresh", choices=SELF_DISTIL_STARTS,
                    help="the distilled model starts from a fresh initialisation, or from the weights of the "
                         "last round's model (the ensemble's first member)")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
@@ -349,10 +357,9 @@ def check_args(args, pool_size):
         bad(f"--ensemble must be at least 1, got {args.ensemble}")
     if args.self_distil_epochs is not None and args.self_distil_epochs < 1:
         bad(f"--self-distil-epochs must be at least 1, got {args.self_distil_epochs}")
-    distilling = args.self_distil or args.ensemble > 1
     for flag, given in (("--self-distil-epochs", args.self_distil_epochs is not None),
                         ("--self-distil-start", args.self_distil_start != "fresh")):
-        if given and not distilling:
+        if given and not distils(args):
             bad(f"{flag} sets the distillation of --self-distil or --ensemble > 1, and this run has none: "
                 "add one of them or drop it")
     if args.average_from is not None and not 0.0 <= args.average_from < 1.0:
@@ -514,7 +521,7 @@ def run_active_learning(args, strategy, seed, pool, val, test, tokenizer, device
                           + (f" test_acc={record['test_acc']:.4f}" if "test_acc" in record else "")
                           + f" seconds={record['train_seconds'] + record.get('query_seconds', 0):.1f}")
 
-    if (args.self_distil or args.ensemble > 1) and "self_distil" not in state:
+    if distils(args) and "self_distil" not in state:
         model, state["self_distil"] = ensemble_step(model, labeled, state["rounds"], args, strategy, seed, pool, val,
                                                     test, tokenizer, device, vectors, pretrained)
         common.save_checkpoint(model, tokenizer, folder, state)

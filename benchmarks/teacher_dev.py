@@ -56,9 +56,9 @@ def parse_args(argv=None):
                    help="train this many models on the same labels (other seeds) and report their averaged "
                         "probabilities; --self-distil then distils the ensemble (training.py --ensemble)")
     common.add_distillation_args(p, of=" of --self-distil")
-    p.add_argument("--self-distil-epochs", type=int, default=None,
+    p.add_argument("--self-distil-epochs", type=int, default=teacher.self_distil_epochs,
                    help="epochs of --self-distil (default: --epochs)")
-    p.add_argument("--self-distil-start", default=teacher.self_distil_start, choices=["fresh", "member"],
+    p.add_argument("--self-distil-start", default=teacher.self_distil_start, choices=training.SELF_DISTIL_STARTS,
                    help="--self-distil starts from a fresh model, or from the first teacher's weights")
     p.add_argument("--teacher-size", default=quick["teacher_size"], choices=list(transformer.SIZES))
     p.add_argument("--seed", type=int, default=1)
