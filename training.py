@@ -233,6 +233,20 @@ def ensemble_accuracy(models, ids, labels):
 SELF_DISTIL_STARTS = ("fresh", "member")
 
 
+def crops(ids, n, rng, shortest=0.25):
+    """``n`` random crops of every review in ``ids``, review after review: a contiguous span of a
+    uniformly drawn ``shortest`` to all of its tokens, between the review's own first and last token
+    (``[CLS]`` and ``[SEP]``)."""
+    out = []
+    for _ in range(n):
+        for x in ids:
+            inner = x[1:-1]
+            keep = min(len(inner), max(1, round(len(inner) * rng.uniform(shortest, 1.0))))
+            start = rng.integers(len(inner) - keep + 1)
+            out.append(np.concatenate([x[:1], inner[start:start + keep], x[-1:]]))
+    return out
+
+
 def distils(args):
     """Whether the run ends with a distillation step (--self-distil, or an ensemble to distil)."""
     return args.self_distil or args.ensemble > 1
@@ -244,15 +258,23 @@ def self_distil(teachers, tokenizer, pool, labeled, val, args, seed, vectors=Non
     class probabilities are averaged) on the whole pool: their soft labels on every review, the hard label
     only at the ``labeled`` pool positions. A born-again network (Furlanello et al. 2018) whose transfer
     set adds the reviews active learning left unlabeled. It starts fresh, or (``--self-distil-start
-    member``) as a copy of ``teachers[0]``, which is left untouched. Returns ``(model, fit history)``."""
+    member``) as a copy of ``teachers[0]``, which is left untouched. ``--self-distil-crops N`` adds N
+    random crops of every pool review to the transfer set, labeled by the teachers alone: more points
+    at which to match the teachers' function, for the price of scoring them (Tang et al. 2019 distil
+    on n-gram samples; Beyer et al. 2022 on views the teacher sees too). Returns ``(model, fit history)``."""
     labels = np.full(len(pool), -1)
     labels[labeled] = pool.labels[labeled]  # what active learning revealed, and nothing else
-    logits = ensemble_logits(teachers, pool.ids, args.progress)
+    ids = pool.ids
+    if args.self_distil_crops:
+        # A crop may hold none of its review's verdict, so it never takes the review's label.
+        ids = ids + crops(pool.ids, args.self_distil_crops, np.random.default_rng([seed, 1]))
+        labels = np.concatenate([labels, np.full(len(ids) - len(pool), -1)])
+    logits = ensemble_logits(teachers, ids, args.progress)
     if args.self_distil_start == "member":
         model = copy.deepcopy(teachers[0])
     else:
         model = new_model(args, tokenizer, seed, vectors, pretrained).to(teachers[0].device)
-    fit = common.distil(model, pool.ids, logits, labels, temperature=args.temperature, alpha=args.alpha,
+    fit = common.distil(model, ids, logits, labels, temperature=args.temperature, alpha=args.alpha,
                         epochs=args.self_distil_epochs or args.epochs, lr=args.lr, batch_size=args.batch_size,
                         seed=seed, val=(val.ids, val.labels), average_from=args.average_from,
                         progress_bar=args.progress, desc=desc)
@@ -307,6 +329,9 @@ def parse_args(argv=None):
     p.add_argument("--self-distil-start", default="fresh", choices=SELF_DISTIL_STARTS,
                    help="the distilled model starts from a fresh initialisation, or from the weights of the "
                         "last round's model (the ensemble's first member)")
+    p.add_argument("--self-distil-crops", type=int, default=0,
+                   help="random crops (a quarter to all of a review's tokens) of every pool review added to the "
+                        "transfer set of that distillation, labeled by the teachers alone")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
     p.add_argument("--val-block", type=int, default=100,
                    help="validation takes whole runs of this many adjacent training rows: IMDB lists a movie's "
@@ -357,8 +382,11 @@ def check_args(args, pool_size):
         bad(f"--ensemble must be at least 1, got {args.ensemble}")
     if args.self_distil_epochs is not None and args.self_distil_epochs < 1:
         bad(f"--self-distil-epochs must be at least 1, got {args.self_distil_epochs}")
+    if args.self_distil_crops < 0:
+        bad(f"--self-distil-crops must not be negative, got {args.self_distil_crops}")
     for flag, given in (("--self-distil-epochs", args.self_distil_epochs is not None),
-                        ("--self-distil-start", args.self_distil_start != "fresh")):
+                        ("--self-distil-start", args.self_distil_start != "fresh"),
+                        ("--self-distil-crops", args.self_distil_crops != 0)):
         if given and not distils(args):
             bad(f"{flag} sets the distillation of --self-distil or --ensemble > 1, and this run has none: "
                 "add one of them or drop it")
@@ -380,8 +408,8 @@ def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
             "mc_samples", "retrain", "embedding_init", "pretrain_epochs", "pretrain_lr", "self_distil", "ensemble",
-            "self_distil_epochs", "self_distil_start", "temperature", "alpha", "epochs", "lr", "batch_size", "dropout",
-            "pooling", "average_from", "val_size", "val_block", "vocab_size", "max_len", "teacher_size",
+            "self_distil_epochs", "self_distil_start", "self_distil_crops", "temperature", "alpha", "epochs", "lr",
+            "batch_size", "dropout", "pooling", "average_from", "val_size", "val_block", "vocab_size", "max_len", "teacher_size",
             "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 

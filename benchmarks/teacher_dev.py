@@ -60,6 +60,8 @@ def parse_args(argv=None):
                    help="epochs of --self-distil (default: --epochs)")
     p.add_argument("--self-distil-start", default=teacher.self_distil_start, choices=training.SELF_DISTIL_STARTS,
                    help="--self-distil starts from a fresh model, or from the first teacher's weights")
+    p.add_argument("--self-distil-crops", type=int, default=teacher.self_distil_crops,
+                   help="random crops of every pool review added to --self-distil's transfer set")
     p.add_argument("--teacher-size", default=quick["teacher_size"], choices=list(transformer.SIZES))
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
