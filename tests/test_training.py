@@ -395,6 +395,48 @@ def test_self_distil_starts_fresh_or_from_the_first_member(parquet_dir, tmp_path
         torch.testing.assert_close(seen["member_after"][k], v)
 
 
+def test_crops_are_contiguous_spans_inside_the_special_tokens():
+    ids = [np.arange(100, 142), np.array([1, 7, 2]), np.array([1, 2])]  # [CLS] ... [SEP]
+    out = training.crops(ids, 3, np.random.default_rng(0))
+    assert len(out) == 3 * len(ids)
+    lengths, starts = [], []
+    for k, crop in enumerate(out):
+        x = ids[k % len(ids)]
+        assert crop[0] == x[0] and crop[-1] == x[-1]
+        inner, span = list(x[1:-1]), list(crop[1:-1])
+        start = inner.index(span[0]) if span else 0
+        assert inner[start:start + len(span)] == span  # a contiguous span of the review
+        if len(inner) == 40:
+            assert 10 <= len(span) <= 40  # a quarter to all of the tokens
+            lengths.append(len(span))
+            starts.append(start)
+    assert len(set(lengths)) > 1 and min(lengths) < 40  # drawn, not the whole review each time
+    assert len(set(starts)) > 1  # from anywhere in the review, not always its beginning
+    again = training.crops(ids, 3, np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for a, b in zip(out, again))
+
+
+def test_self_distil_crops_join_the_transfer_set_unlabeled(parquet_dir, tmp_path, monkeypatch):
+    real_distil, seen = common.distil, {}
+
+    def recording_distil(model, ids, teacher_logits, labels, **kwargs):
+        seen.update(ids=ids, logits=teacher_logits, labels=np.asarray(labels))
+        return real_distil(model, ids, teacher_logits, labels, **kwargs)
+
+    monkeypatch.setattr(common, "distil", recording_distil)
+    out = training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--ensemble", "2",
+                                   "--self-distil-crops", "2"))
+    run = out["runs"][0]
+    n = len(seen["ids"]) // 3  # the pool, then two crops of every pool review
+    assert len(seen["ids"]) == 3 * n and len(seen["logits"]) == 3 * n
+    assert (seen["labels"][:n] >= 0).sum() == len(run["labeled_index"])  # the revealed labels, on the pool
+    assert (seen["labels"][n:] == -1).all()  # crops take no label
+    for k in range(n, 3 * n):
+        review, crop = seen["ids"][k % n], seen["ids"][k]
+        assert len(crop) <= len(review) and crop[0] == review[0] and crop[-1] == review[-1]
+    assert any(len(seen["ids"][k]) < len(seen["ids"][k % n]) for k in range(n, 3 * n))
+
+
 def test_weight_averaging_reaches_every_model(parquet_dir, tmp_path, monkeypatch):
     real_fit, calls = common.fit, []
 
@@ -423,6 +465,8 @@ def test_weight_averaging_reaches_every_model(parquet_dir, tmp_path, monkeypatch
     (["--ensemble", "2", "--self-distil-epochs", "0"], "--self-distil-epochs must be at least 1, got 0"),
     (["--self-distil-epochs", "3"], "--self-distil-epochs sets the distillation of --self-distil"),
     (["--self-distil-start", "member"], "--self-distil-start sets the distillation of --self-distil"),
+    (["--self-distil-crops", "1"], "--self-distil-crops sets the distillation of --self-distil"),
+    (["--self-distil", "--self-distil-crops", "-1"], "--self-distil-crops must not be negative, got -1"),
 ])
 def test_bad_options_exit_2_and_write_nothing(parquet_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:
