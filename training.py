@@ -331,7 +331,7 @@ def parse_args(argv=None):
                         "last round's model (the ensemble's first member)")
     p.add_argument("--self-distil-crops", type=int, default=0,
                    help="random crops (a quarter to all of a review's tokens) of every pool review added to the "
-                        "transfer set of that distillation, labeled by the teachers alone")
+                        "transfer set of the distillation of --self-distil and --ensemble, labeled by the teachers alone")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
     p.add_argument("--val-block", type=int, default=100,
                    help="validation takes whole runs of this many adjacent training rows: IMDB lists a movie's "
@@ -409,8 +409,8 @@ def settings(args):
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
             "mc_samples", "retrain", "embedding_init", "pretrain_epochs", "pretrain_lr", "self_distil", "ensemble",
             "self_distil_epochs", "self_distil_start", "self_distil_crops", "temperature", "alpha", "epochs", "lr",
-            "batch_size", "dropout", "pooling", "average_from", "val_size", "val_block", "vocab_size", "max_len", "teacher_size",
-            "max_train_samples", "max_test_samples", "seed")
+            "batch_size", "dropout", "pooling", "average_from", "val_size", "val_block", "vocab_size", "max_len",
+            "teacher_size", "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 
 
