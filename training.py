@@ -331,7 +331,8 @@ def parse_args(argv=None):
                         "last round's model (the ensemble's first member)")
     p.add_argument("--self-distil-crops", type=int, default=0,
                    help="random crops (a quarter to all of a review's tokens) of every pool review added to the "
-                        "transfer set of the distillation of --self-distil and --ensemble, labeled by the teachers alone")
+                        "transfer set of the distillation of --self-distil and --ensemble, labeled by the teachers "
+                        "alone")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
     p.add_argument("--val-block", type=int, default=100,
                    help="validation takes whole runs of this many adjacent training rows: IMDB lists a movie's "
