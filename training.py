@@ -326,7 +326,7 @@ def parse_args(argv=None):
     common.add_distillation_args(p, of=" of --self-distil and --ensemble")
     p.add_argument("--self-distil-epochs", type=int, default=None,
                    help="epochs of the distillation of --self-distil and --ensemble (default: --epochs)")
-    p.add_argument("--self-distil-start", default="fresh", choices=SELF_DISTIL_STARTS,
+    p.add_argument("--self-distil-start", default=SELF_DISTIL_STARTS[0], choices=SELF_DISTIL_STARTS,
                    help="the distilled model starts from a fresh initialisation, or from the weights of the "
                         "last round's model (the ensemble's first member)")
     p.add_argument("--self-distil-crops", type=int, default=0,
@@ -386,7 +386,7 @@ def check_args(args, pool_size):
     if args.self_distil_crops < 0:
         bad(f"--self-distil-crops must not be negative, got {args.self_distil_crops}")
     for flag, given in (("--self-distil-epochs", args.self_distil_epochs is not None),
-                        ("--self-distil-start", args.self_distil_start != "fresh"),
+                        ("--self-distil-start", args.self_distil_start != SELF_DISTIL_STARTS[0]),
                         ("--self-distil-crops", args.self_distil_crops != 0)):
         if given and not distils(args):
             bad(f"{flag} sets the distillation of --self-distil or --ensemble > 1, and this run has none: "
