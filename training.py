@@ -230,7 +230,7 @@ def ensemble_accuracy(models, ids, labels):
     return float((ensemble_logits(models, ids).argmax(1) == np.asarray(labels)).mean())
 
 
-SELF_DISTIL_STARTS = ("fresh", "member")
+SELF_DISTIL_STARTS = ("fresh", "member")  # the first is the default
 
 
 def crops(ids, n, rng, shortest=0.25):
