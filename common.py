@@ -460,19 +460,27 @@ def evaluate(model, ids, labels, batch_size=128, progress_bar=False):
     return float((preds == np.asarray(labels)).mean())
 
 
+def drop_tokens(ids, p, rng, n_special=len(SPECIAL_TOKENS)):
+    """Word dropout (Iyyer et al. 2015): every real token of every review in ``ids`` is deleted with
+    probability ``p``; special tokens stay. No review is then read twice the same way."""
+    return [x[(x < n_special) | (rng.random(len(x)) >= p)] for x in ids]
+
+
 def fit(model, ids, loss_fn, *, epochs, lr, batch_size, seed, val=None, weight_decay=0.01,
-        average_from=None, progress_bar=True, desc="train"):
+        average_from=None, token_dropout=0.0, progress_bar=True, desc="train"):
     """Train ``model`` on token ids ``ids`` with AdamW and a one-cycle schedule.
 
     ``loss_fn(logits, idx)`` gives the loss of a batch, ``idx`` indexing ``ids``. With
     ``val=(val_ids, val_labels)`` the weights of the best validation epoch are kept (and restored);
     without it, the last epoch's. With ``average_from`` in [0, 1), the last epoch's weights are the
     running mean of the weights after every step from that fraction of training on (stochastic
-    weight averaging, Izmailov et al. 2018). Returns a dict: per-epoch train loss and val accuracy,
-    best epoch, seconds.
+    weight averaging, Izmailov et al. 2018). ``token_dropout`` deletes that fraction of each training
+    review's tokens anew at every step (``drop_tokens``). Returns a dict: per-epoch train loss and val
+    accuracy, best epoch, seconds.
     """
     device = next(model.parameters()).device
     rng = np.random.default_rng(seed)
+    drop_rng = np.random.default_rng([seed, 1])  # its own stream: the batch order is the same with or without
     torch.manual_seed(seed)  # dropout masks: a round is reproducible whatever ran before it
     lengths = np.array([len(x) for x in ids])
     steps = epochs * math.ceil(len(ids) / batch_size)
@@ -487,7 +495,10 @@ def fit(model, ids, loss_fn, *, epochs, lr, batch_size, seed, val=None, weight_d
         bar = progress(length_batches(lengths, batch_size, rng), progress_bar, desc=f"{desc} epoch {epoch + 1}/{epochs}",
                        leave=False)
         for idx in bar:
-            input_ids, mask = collate([ids[i] for i in idx], model.config.pad_token_id, device)
+            batch = [ids[i] for i in idx]
+            if token_dropout:
+                batch = drop_tokens(batch, token_dropout, drop_rng)
+            input_ids, mask = collate(batch, model.config.pad_token_id, device)
             with autocast(device):
                 logits = model(input_ids, attention_mask=mask).logits
             loss = loss_fn(logits.float(), idx)

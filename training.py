@@ -215,7 +215,7 @@ def train_round(model, pool, labeled, val, args, seed, desc):
     return common.fit(model, ids, lambda logits, idx: F.cross_entropy(logits, y[idx]),
                       epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=seed,
                       val=(val.ids, val.labels), average_from=args.average_from,
-                      progress_bar=args.progress, desc=desc)
+                      token_dropout=args.token_dropout, progress_bar=args.progress, desc=desc)
 
 
 def ensemble_logits(models, ids, progress_bar=False):
@@ -311,6 +311,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int)
     # 0.2 beat 0.1 on both seeds of the development set (benchmarks/teacher_dev_dropout/log.txt).
     p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--token-dropout", type=float, default=0.0,
+                   help="word dropout: each training step deletes this fraction of every labeled review's tokens "
+                        "(not in the distillation of --self-distil and --ensemble)")
     p.add_argument("--average-from", type=float, default=None,
                    help="average the weights over the steps after this fraction of each model's training "
                         "(stochastic weight averaging; off by default)")
@@ -376,8 +379,9 @@ def check_args(args, pool_size):
     if args.pretrain_epochs < 0 or args.pretrain_lr <= 0:
         bad(f"--pretrain-epochs must not be negative and --pretrain-lr must be positive, got "
             f"{args.pretrain_epochs} and {args.pretrain_lr}")
-    if not 0.0 <= args.dropout < 1.0:
-        bad(f"--dropout must be in [0, 1), got {args.dropout}")
+    for name in ("dropout", "token_dropout"):
+        if not 0.0 <= getattr(args, name) < 1.0:
+            bad(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
     common.check_distillation_args(args)
     if args.ensemble < 1:
         bad(f"--ensemble must be at least 1, got {args.ensemble}")
@@ -410,8 +414,8 @@ def settings(args):
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
             "mc_samples", "retrain", "embedding_init", "pretrain_epochs", "pretrain_lr", "self_distil", "ensemble",
             "self_distil_epochs", "self_distil_start", "self_distil_crops", "temperature", "alpha", "epochs", "lr",
-            "batch_size", "dropout", "pooling", "average_from", "val_size", "val_block", "vocab_size", "max_len",
-            "teacher_size", "max_train_samples", "max_test_samples", "seed")
+            "batch_size", "dropout", "token_dropout", "pooling", "average_from", "val_size", "val_block", "vocab_size",
+            "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 
 
