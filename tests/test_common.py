@@ -216,6 +216,20 @@ def test_collate_pads_and_masks():
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
+def test_drop_tokens_deletes_real_tokens_only():
+    ids = [np.array([2, *range(5, 1005), 3], dtype=np.int32), np.array([2, 3], dtype=np.int32)]
+    out = common.drop_tokens(ids, 0.3, np.random.default_rng(0))
+    assert np.array_equal(out[1], ids[1])  # special tokens always stay
+    kept = out[0]
+    assert kept[0] == 2 and kept[-1] == 3
+    assert set(kept[1:-1]) <= set(ids[0][1:-1])
+    assert np.all(np.diff(kept[1:-1]) > 0)  # deleted, never reordered or repeated
+    assert 0.25 < 1 - (len(kept) - 2) / 1000 < 0.35  # about p of the real tokens
+    again = common.drop_tokens(ids, 0.3, np.random.default_rng(0))
+    assert np.array_equal(again[0], kept)
+    assert all(np.array_equal(a, b) for a, b in zip(common.drop_tokens(ids, 0.0, np.random.default_rng(0)), ids))
+
+
 def test_weight_averaging_keeps_the_mean_of_the_late_iterates(tiny_model_and_tokenizer):
     model, tok = tiny_model_and_tokenizer
     texts, labels = make_reviews(64, 0)

@@ -451,6 +451,33 @@ def test_weight_averaging_reaches_every_model(parquet_dir, tmp_path, monkeypatch
     assert common.read_results(tmp_path / "results.txt")[0]["average_from"] == 0.5
 
 
+def test_token_dropout_thins_every_labeled_training_step_and_nothing_else(parquet_dir, tmp_path, monkeypatch):
+    real_fit, real_drop, fits, dropped = common.fit, common.drop_tokens, [], []
+
+    def recording_fit(model, ids, loss_fn, **kwargs):
+        fits.append((len(ids), kwargs["epochs"], kwargs.get("token_dropout", 0.0)))
+        return real_fit(model, ids, loss_fn, **kwargs)
+
+    def recording_drop(ids, p, rng):
+        out = real_drop(ids, p, rng)
+        dropped.append((sum(map(len, ids)), sum(map(len, out))))
+        return out
+
+    monkeypatch.setattr(common, "fit", recording_fit)
+    monkeypatch.setattr(common, "drop_tokens", recording_drop)
+    out = training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--ensemble", "2", "--token-dropout", "0.5"))
+    rounds = out["runs"][0]["rounds"]
+    # Every round, then the second member on the final labels, then the distillation (common.distil).
+    assert [n for n, _, _ in fits[:-1]] == [r["n_labeled"] for r in rounds] + [rounds[-1]["n_labeled"]]
+    assert {p for _, _, p in fits[:-1]} == {0.5} and fits[-1][2] == 0.0
+    batch = common.PRESETS["smoke"]["batch_size"]
+    assert len(dropped) == sum(epochs * -(-n // batch) for n, epochs, _ in fits[:-1])  # every training batch
+    before, after = map(sum, zip(*dropped))
+    assert 0.4 < after / before < 0.75  # half of the real tokens gone ([CLS] and [SEP] stay)
+    history = json.loads((tmp_path / "ck" / "teacher" / "al_history.json").read_text())
+    assert history["settings"]["token_dropout"] == 0.5
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--initial-labels", "500"], "--initial-labels 500"),
     (["--query-size", "0"], "--query-size must be at least 1"),
@@ -459,6 +486,7 @@ def test_weight_averaging_reaches_every_model(parquet_dir, tmp_path, monkeypatch
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--val-block", "0"], "--val-block must be at least 1"),
     (["--average-from", "1"], "--average-from must be in [0, 1)"),
+    (["--token-dropout", "1"], "--token-dropout must be in [0, 1), got 1.0"),
     (["--pretrain-epochs", "-1"], "--pretrain-epochs must not be negative"),
     (["--self-distil", "--temperature", "0"], "--temperature must be positive"),
     (["--ensemble", "0"], "--ensemble must be at least 1, got 0"),
