@@ -121,11 +121,14 @@ def add_common_args(parser, subsets=True):
     return parser
 
 
+# Chosen on validation by benchmarks/distill_sweep.sh (README, "Distillation sweep").
+TEMPERATURE, ALPHA = 4.0, 0.9
+
+
 def add_distillation_args(parser, of=""):
-    """--temperature and --alpha of the distillation loss (``of``: what they apply to, for --help). The
-    defaults were chosen on validation by benchmarks/distill_sweep.sh (README, "Distillation sweep")."""
-    parser.add_argument("--temperature", type=float, default=4.0, help=f"softmax temperature T{of}")
-    parser.add_argument("--alpha", type=float, default=0.9, help=f"weight of the soft (teacher) term{of}")
+    """--temperature and --alpha of the distillation loss (``of``: what they apply to, for --help)."""
+    parser.add_argument("--temperature", type=float, default=TEMPERATURE, help=f"softmax temperature T{of}")
+    parser.add_argument("--alpha", type=float, default=ALPHA, help=f"weight of the soft (teacher) term{of}")
 
 
 def check_distillation_args(args):

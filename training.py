@@ -389,7 +389,9 @@ def check_args(args, pool_size):
         bad(f"--self-distil-epochs must be at least 1, got {args.self_distil_epochs}")
     if args.self_distil_crops < 0:
         bad(f"--self-distil-crops must not be negative, got {args.self_distil_crops}")
-    for flag, given in (("--self-distil-epochs", args.self_distil_epochs is not None),
+    for flag, given in (("--temperature", args.temperature != common.TEMPERATURE),
+                        ("--alpha", args.alpha != common.ALPHA),
+                        ("--self-distil-epochs", args.self_distil_epochs is not None),
                         ("--self-distil-start", args.self_distil_start != SELF_DISTIL_STARTS[0]),
                         ("--self-distil-crops", args.self_distil_crops != 0)):
         if given and not distils(args):

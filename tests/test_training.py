@@ -492,6 +492,8 @@ def test_token_dropout_thins_every_labeled_training_step_and_nothing_else(parque
     (["--ensemble", "0"], "--ensemble must be at least 1, got 0"),
     (["--ensemble", "2", "--self-distil-epochs", "0"], "--self-distil-epochs must be at least 1, got 0"),
     (["--self-distil-epochs", "3"], "--self-distil-epochs sets the distillation of --self-distil"),
+    (["--temperature", "2"], "--temperature sets the distillation of --self-distil"),
+    (["--alpha", "0.5"], "--alpha sets the distillation of --self-distil"),
     (["--self-distil-start", "member"], "--self-distil-start sets the distillation of --self-distil"),
     (["--self-distil-crops", "1"], "--self-distil-crops sets the distillation of --self-distil"),
     (["--self-distil", "--self-distil-crops", "-1"], "--self-distil-crops must not be negative, got -1"),
