@@ -212,7 +212,10 @@ def train_round(model, pool, labeled, val, args, seed, desc):
     """Train ``model`` on the ``labeled`` pool positions; keeps the best validation epoch."""
     ids = [pool.ids[i] for i in labeled]
     y = torch.from_numpy(pool.labels[labeled]).long().to(model.device)
-    return common.fit(model, ids, lambda logits, idx: F.cross_entropy(logits, y[idx]),
+    def loss(logits, idx):
+        return F.cross_entropy(logits, y[idx], label_smoothing=args.label_smoothing)
+
+    return common.fit(model, ids, loss,
                       epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=seed,
                       val=(val.ids, val.labels), average_from=args.average_from,
                       token_dropout=args.token_dropout, progress_bar=args.progress, desc=desc)
@@ -314,6 +317,9 @@ def parse_args(argv=None):
     p.add_argument("--token-dropout", type=float, default=0.0,
                    help="word dropout: each training step deletes this fraction of every labeled review's tokens "
                         "(not in the distillation of --self-distil and --ensemble)")
+    p.add_argument("--label-smoothing", type=float, default=0.0,
+                   help="the labeled reviews' targets give this much probability to the two classes evenly "
+                        "(Szegedy et al. 2016; not in the distillation of --self-distil and --ensemble)")
     p.add_argument("--average-from", type=float, default=None,
                    help="average the weights over the steps after this fraction of each model's training "
                         "(stochastic weight averaging; off by default)")
@@ -379,7 +385,7 @@ def check_args(args, pool_size):
     if args.pretrain_epochs < 0 or args.pretrain_lr <= 0:
         bad(f"--pretrain-epochs must not be negative and --pretrain-lr must be positive, got "
             f"{args.pretrain_epochs} and {args.pretrain_lr}")
-    for name in ("dropout", "token_dropout"):
+    for name in ("dropout", "token_dropout", "label_smoothing"):
         if not 0.0 <= getattr(args, name) < 1.0:
             bad(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
     common.check_distillation_args(args)
@@ -416,8 +422,8 @@ def settings(args):
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
             "mc_samples", "retrain", "embedding_init", "pretrain_epochs", "pretrain_lr", "self_distil", "ensemble",
             "self_distil_epochs", "self_distil_start", "self_distil_crops", "temperature", "alpha", "epochs", "lr",
-            "batch_size", "dropout", "token_dropout", "pooling", "average_from", "val_size", "val_block", "vocab_size",
-            "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
+            "batch_size", "dropout", "token_dropout", "label_smoothing", "pooling", "average_from", "val_size",
+            "val_block", "vocab_size", "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 
 

@@ -37,6 +37,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=quick["batch_size"])
     p.add_argument("--dropout", type=float, default=teacher.dropout)
     p.add_argument("--token-dropout", type=float, default=teacher.token_dropout)
+    p.add_argument("--label-smoothing", type=float, default=teacher.label_smoothing)
     p.add_argument("--vocab-size", type=int, default=quick["vocab_size"])
     p.add_argument("--max-len", type=int, default=quick["max_len"])
     p.add_argument("--pooling", default=teacher.pooling, choices=list(transformer.POOLINGS))

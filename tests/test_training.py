@@ -478,6 +478,24 @@ def test_token_dropout_thins_every_labeled_training_step_and_nothing_else(parque
     assert history["settings"]["token_dropout"] == 0.5
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_label_smoothing_softens_the_targets_of_the_labeled_reviews(parquet_dir, tmp_path, monkeypatch, smoothing):
+    real_fit, losses = common.fit, []
+
+    def recording_fit(model, ids, loss_fn, **kwargs):
+        losses.append(loss_fn)
+        return real_fit(model, ids, loss_fn, **kwargs)
+
+    monkeypatch.setattr(common, "fit", recording_fit)
+    training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--rounds", "0",
+                             "--label-smoothing", str(smoothing)))
+    # Logits sure of one class by a margin of 40, on the first labeled review: the right one costs ~0 in
+    # cross-entropy, and smoothing / 2 * 40 with smoothed targets (the share the other class is given).
+    sure, first = torch.tensor([[20.0, -20.0]]), np.array([0])
+    right = min(losses[0](sure, first).item(), losses[0](sure.flip(1), first).item())
+    assert right == pytest.approx(smoothing / 2 * 40, abs=1e-4)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--initial-labels", "500"], "--initial-labels 500"),
     (["--query-size", "0"], "--query-size must be at least 1"),
@@ -487,6 +505,7 @@ def test_token_dropout_thins_every_labeled_training_step_and_nothing_else(parque
     (["--val-block", "0"], "--val-block must be at least 1"),
     (["--average-from", "1"], "--average-from must be in [0, 1)"),
     (["--token-dropout", "1"], "--token-dropout must be in [0, 1), got 1.0"),
+    (["--label-smoothing", "-0.1"], "--label-smoothing must be in [0, 1), got -0.1"),
     (["--pretrain-epochs", "-1"], "--pretrain-epochs must not be negative"),
     (["--self-distil", "--temperature", "0"], "--temperature must be positive"),
     (["--ensemble", "0"], "--ensemble must be at least 1, got 0"),
