@@ -212,6 +212,7 @@ def train_round(model, pool, labeled, val, args, seed, desc):
     """Train ``model`` on the ``labeled`` pool positions; keeps the best validation epoch."""
     ids = [pool.ids[i] for i in labeled]
     y = torch.from_numpy(pool.labels[labeled]).long().to(model.device)
+
     def loss(logits, idx):
         return F.cross_entropy(logits, y[idx], label_smoothing=args.label_smoothing)
 
@@ -316,10 +317,12 @@ def parse_args(argv=None):
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--token-dropout", type=float, default=0.0,
                    help="word dropout: each training step deletes this fraction of every labeled review's tokens "
-                        "(not in the distillation of --self-distil and --ensemble)")
+                        "(not in the distillation of --self-distil and --ensemble; off by default: it did not help "
+                        "on the development set, README)")
     p.add_argument("--label-smoothing", type=float, default=0.0,
                    help="the labeled reviews' targets give this much probability to the two classes evenly "
-                        "(Szegedy et al. 2016; not in the distillation of --self-distil and --ensemble)")
+                        "(Szegedy et al. 2016; not in the distillation of --self-distil and --ensemble; off by "
+                        "default: it did not help on the development set, README)")
     p.add_argument("--average-from", type=float, default=None,
                    help="average the weights over the steps after this fraction of each model's training "
                         "(stochastic weight averaging; off by default)")
