@@ -465,7 +465,8 @@ def test_token_dropout_thins_every_labeled_training_step_and_nothing_else(parque
 
     monkeypatch.setattr(common, "fit", recording_fit)
     monkeypatch.setattr(common, "drop_tokens", recording_drop)
-    out = training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--ensemble", "2", "--token-dropout", "0.5"))
+    out = training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--ensemble", "2",
+                                   "--token-dropout", "0.5"))
     rounds = out["runs"][0]["rounds"]
     # Every round, then the second member on the final labels, then the distillation (common.distil).
     assert [n for n, _, _ in fits[:-1]] == [r["n_labeled"] for r in rounds] + [rounds[-1]["n_labeled"]]
