@@ -7,6 +7,8 @@ are). The test split is never read: this is evidence for choosing defaults, noth
 
     python benchmarks/teacher_dev.py --labels 8000                          # cold: one fresh model
     python benchmarks/teacher_dev.py --labels 8000 --warm-through 2000,4000,6000
+    python benchmarks/teacher_dev.py --ensemble 3 --self-distil --members runs/members   # trains and keeps them
+    python benchmarks/teacher_dev.py --ensemble 3 --self-distil --members runs/members --temperature 8  # reuses
 """
 
 import sys
@@ -65,6 +67,10 @@ def parse_args(argv=None):
     p.add_argument("--self-distil-crops", type=int, default=teacher.self_distil_crops,
                    help="random crops of every pool review added to --self-distil's transfer set")
     p.add_argument("--teacher-size", default=quick["teacher_size"], choices=list(transformer.SIZES))
+    p.add_argument("--members", type=Path, default=None,
+                   help="folder keeping the trained models (the ensemble's members, before any distillation): "
+                        "each is loaded from it if there, else trained and saved, so that distillation settings "
+                        "can be compared on the same models without training them again")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -103,7 +109,7 @@ def run(args):
     # One random order of the pool: every warm stage's labels are a prefix of the final ones.
     order = np.random.default_rng(args.seed).permutation(len(pool))
     start = time.perf_counter()
-    trained = [train_teacher(args, tokenizer, pool, dev, order, args.seed + 10_000 * k, vectors, pretrained)
+    trained = [member(args, tokenizer, pool, dev, order, args.seed + 10_000 * k, vectors, pretrained)
                for k in range(args.ensemble)]
     models, best = [m for m, _ in trained], max(trained[0][1]["val_acc"])
     if args.ensemble > 1:
@@ -116,9 +122,33 @@ def run(args):
                                           vectors, pretrained)
         print(f"self-distilled: dev accuracy per epoch {' '.join(f'{a:.4f}' for a in fit['val_acc'])}", flush=True)
         best = max(fit["val_acc"])
-    settings = {k: v for k, v in vars(args).items() if k not in ("data", "progress", "threads")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("data", "progress", "threads", "members")}
     print(f"RESULT dev_acc={best:.4f} seconds={time.perf_counter() - start:.0f} {settings}")
     return {"dev_acc": best}
+
+
+# What a member does not depend on: the distillation after it, the size of the ensemble, where things live.
+NOT_MEMBER_SETTINGS = ("self_distil", "ensemble", "temperature", "alpha", "self_distil_epochs", "self_distil_start",
+                       "self_distil_crops", "data", "progress", "threads", "members", "pretrained")
+
+
+def member(args, tokenizer, pool, dev, order, seed, vectors, pretrained):
+    """``train_teacher``'s ``(model, fit history)``, loaded from ``--members`` when it holds this model."""
+    if args.members is None:
+        return train_teacher(args, tokenizer, pool, dev, order, seed, vectors, pretrained)
+    folder = args.members / f"seed{args.seed}_member{seed}"
+    wanted = {k: v for k, v in vars(args).items() if k not in NOT_MEMBER_SETTINGS} | {"member_seed": seed}
+    if not folder.exists():
+        model, fit = train_teacher(args, tokenizer, pool, dev, order, seed, vectors, pretrained)
+        common.save_checkpoint(model, tokenizer, folder, {"settings": wanted, "val_acc": fit["val_acc"]})
+        return model, fit
+    model, saved_tokenizer, info = common.load_checkpoint(folder, "benchmarks/teacher_dev.py --members", what="member")
+    if info.get("settings") != wanted or saved_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise common.UserError(f"the member at {folder} was trained with other settings than this run's: "
+                               "pass another --members folder, or delete that one")
+    print(f"{args.labels} labels: dev accuracy per epoch {' '.join(f'{a:.4f}' for a in info['val_acc'])} "
+          f"(loaded from {folder})", flush=True)
+    return model, {"val_acc": info["val_acc"]}
 
 
 def train_teacher(args, tokenizer, pool, dev, order, seed, vectors, pretrained):
