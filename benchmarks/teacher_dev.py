@@ -75,7 +75,10 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(device="cpu")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not 1 <= args.labels <= POOL_SIZE:  # a negative count would slice the pool from its end, silently
+        p.error(f"--labels must be between 1 and the pool's {POOL_SIZE} reviews, got {args.labels}")
+    return args
 
 
 def main(argv=None):

@@ -60,3 +60,14 @@ def test_members_of_other_settings_are_refused(tiny_dev, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "m").rglob("*")) == before
     # A distillation setting is not a member's: the same members serve another temperature.
     assert tiny_dev("--members", str(tmp_path / "m"), "--temperature", "8")[1] == 0
+
+
+@pytest.mark.parametrize("labels", ["0", "-1", "201"])
+def test_labels_out_of_range_are_refused_before_anything_is_written(monkeypatch, tmp_path, capsys, labels):
+    monkeypatch.setattr(teacher_dev, "POOL_SIZE", 200)
+    with pytest.raises(SystemExit) as e:
+        teacher_dev.main(["--labels", labels, "--members", str(tmp_path / "m")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--labels must be between 1 and the pool's 200 reviews" in err
+    assert not (tmp_path / "m").exists()
