@@ -222,16 +222,107 @@ def train_round(model, pool, labeled, val, args, seed, desc):
                       token_dropout=args.token_dropout, progress_bar=args.progress, desc=desc)
 
 
-def ensemble_logits(models, ids, progress_bar=False):
-    """Log of the models' mean class probabilities on ``ids`` (a single model: its log-softmax)."""
+def ensemble_logits(models, ids, progress_bar=False, ngram=None, ngram_weight=0.0):
+    """Log of the models' mean class probabilities on ``ids`` (a single model: its log-softmax); with an
+    ``ngram`` model (``NgramLogisticRegression``), the mean weighs ``1 - ngram_weight`` and its probabilities
+    ``ngram_weight``."""
     probs = [torch.from_numpy(common.predict_logits(m, ids, progress_bar=progress_bar, desc=f"logits {i + 1}/"
                                                     f"{len(models)}")).softmax(-1) for i, m in enumerate(models)]
-    return torch.stack(probs).mean(0).log().numpy()
+    mean = torch.stack(probs).mean(0)
+    if ngram is not None:
+        mean = (1 - ngram_weight) * mean + ngram_weight * torch.from_numpy(ngram.log_probs(ids)).exp()
+    return mean.log().numpy()
 
 
-def ensemble_accuracy(models, ids, labels):
-    """Accuracy of the models' mean class probabilities on ``ids`` with gold ``labels``."""
-    return float((ensemble_logits(models, ids).argmax(1) == np.asarray(labels)).mean())
+def ensemble_accuracy(models, ids, labels, ngram=None, ngram_weight=0.0):
+    """Accuracy of ``ensemble_logits`` on ``ids`` with gold ``labels``."""
+    return float((ensemble_logits(models, ids, ngram=ngram, ngram_weight=ngram_weight).argmax(1)
+                  == np.asarray(labels)).mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# A bag-of-n-grams member for the ensemble: it errs on other reviews than the Transformers do.
+
+NGRAM_CS = (3.0, 10.0, 30.0, 100.0, 300.0)  # inverse L2 strengths tried; the best on validation is kept
+
+
+class NgramLogisticRegression:
+    """Logistic regression on the TF-IDF of a review's token unigrams and bigrams (sublinear term
+    frequency, rows of norm 1): the linear bag-of-n-grams classifier that is hard to beat on sentiment
+    (Wang & Manning 2012). It reads word order only within a bigram, so it is right on other reviews
+    than a Transformer, and an ensemble of the two is right more often than either. Its features are
+    the n-grams found in at least ``min_df`` of ``texts`` (token ids: texts, not labels), whose
+    document frequencies give the idf."""
+
+    def __init__(self, texts, vocab_size, min_df=2):
+        self.vocab_size = vocab_size
+        keys, df = np.unique(np.concatenate([np.unique(self.ngrams(x)) for x in texts]), return_counts=True)
+        self.keys = keys[df >= min_df]
+        self.idf = np.log((1 + len(texts)) / (1 + df[df >= min_df])) + 1
+        self.weight, self.bias = torch.zeros(len(self.keys)), torch.zeros(())
+
+    def ngrams(self, x):
+        """Unigram ids, then bigram ids (above every unigram id) of one review's tokens, without [CLS] and [SEP]."""
+        x = np.asarray(x[1:-1], dtype=np.int64)
+        return np.concatenate([x, self.vocab_size * (1 + x[:-1]) + x[1:]])
+
+    def features(self, ids):
+        """(N, n_features) sparse matrix of ``ids``: (1 + log tf) * idf of each known n-gram, rows of norm 1."""
+        rows, cols, vals = [], [], []
+        for r, x in enumerate(ids):
+            grams, tf = np.unique(self.ngrams(x), return_counts=True)
+            at = np.searchsorted(self.keys, grams).clip(max=max(len(self.keys) - 1, 0))
+            known = self.keys[at] == grams if len(self.keys) else np.zeros(len(grams), bool)
+            v = (1 + np.log(tf[known])) * self.idf[at[known]]
+            rows.append(np.full(len(v), r))
+            cols.append(at[known])
+            vals.append(v / max(np.linalg.norm(v), 1e-12))
+        index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(cols)]))
+        return torch.sparse_coo_tensor(index, torch.from_numpy(np.concatenate(vals)).float(),
+                                       (len(ids), len(self.keys)), is_coalesced=True, check_invariants=True)
+
+    def fit(self, X, y, C, max_iter=500):
+        """Minimise C * sum of log losses + ||w||^2 / 2 (scikit-learn's convention; the bias is not
+        penalised) with L-BFGS, starting from the current weights, on features ``X`` and labels ``y``."""
+        w = self.weight.clone().requires_grad_()
+        b = self.bias.clone().requires_grad_()
+        y = torch.as_tensor(y, dtype=torch.float32)
+        optimizer = torch.optim.LBFGS([w, b], max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
+                                      tolerance_grad=1e-6)
+
+        def closure():
+            optimizer.zero_grad()
+            z = torch.sparse.mm(X, w[:, None])[:, 0] + b
+            # Divided by C * N: the same minimum, on a scale that suits L-BFGS's tolerances.
+            loss = F.binary_cross_entropy_with_logits(z, y) + (w @ w) / (2 * C * len(y))
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        self.weight, self.bias = w.detach(), b.detach()
+        return self
+
+    def log_probs(self, ids):
+        """(N, 2) log class probabilities of ``ids``."""
+        z = torch.sparse.mm(self.features(ids), self.weight[:, None])[:, 0] + self.bias
+        return torch.stack([F.logsigmoid(-z), F.logsigmoid(z)], 1).numpy()
+
+
+def ngram_member(pool, labeled, val, vocab_size, progress_bar=False):
+    """``NgramLogisticRegression`` on the ``labeled`` pool positions, its features from every pool text, with
+    the C of ``NGRAM_CS`` that is best on ``val``. Returns ``(model, record)``: C, val accuracy per C, seconds."""
+    start = time.perf_counter()
+    model = NgramLogisticRegression(pool.ids, vocab_size)
+    X, y = model.features([pool.ids[i] for i in labeled]), pool.labels[labeled]
+    val_acc, best = {}, None
+    for C in common.progress(NGRAM_CS, progress_bar, desc="n-gram member", leave=False):
+        model.fit(X, y, C)  # each C starts from the last one's weights: fewer L-BFGS steps
+        val_acc[C] = float((model.log_probs(val.ids).argmax(1) == val.labels).mean())
+        if best is None or val_acc[C] > val_acc[best[0]]:
+            best = (C, model.weight, model.bias)
+    C, model.weight, model.bias = best
+    return model, {"C": C, "val_acc": val_acc[C], "val_acc_per_C": val_acc,
+                   "n_features": len(model.keys), "seconds": time.perf_counter() - start}
 
 
 SELF_DISTIL_STARTS = ("fresh", "member")  # the first is the default
@@ -253,11 +344,11 @@ def crops(ids, n, rng, shortest=0.25):
 
 def distils(args):
     """Whether the run ends with a distillation step (--self-distil, or an ensemble to distil)."""
-    return args.self_distil or args.ensemble > 1
+    return args.self_distil or args.ensemble > 1 or args.ngram_weight > 0
 
 
 def self_distil(teachers, tokenizer, pool, labeled, val, args, seed, vectors=None, pretrained=None,
-                desc="self-distil"):
+                desc="self-distil", ngram=None):
     """A model of the teachers' size distilled from ``teachers`` (a list: one model, or an ensemble whose
     class probabilities are averaged) on the whole pool: their soft labels on every review, the hard label
     only at the ``labeled`` pool positions. A born-again network (Furlanello et al. 2018) whose transfer
@@ -265,7 +356,8 @@ def self_distil(teachers, tokenizer, pool, labeled, val, args, seed, vectors=Non
     member``) as a copy of ``teachers[0]``, which is left untouched. ``--self-distil-crops N`` adds N
     random crops of every pool review to the transfer set, labeled by the teachers alone: more points
     at which to match the teachers' function, for the price of scoring them (Tang et al. 2019 distil
-    on n-gram samples; Beyer et al. 2022 on views the teacher sees too). Returns ``(model, fit history)``."""
+    on n-gram samples; Beyer et al. 2022 on views the teacher sees too). An ``ngram`` model joins the
+    teachers with the weight ``--ngram-weight`` (``ensemble_logits``). Returns ``(model, fit history)``."""
     labels = np.full(len(pool), -1)
     labels[labeled] = pool.labels[labeled]  # what active learning revealed, and nothing else
     ids = pool.ids
@@ -273,7 +365,7 @@ def self_distil(teachers, tokenizer, pool, labeled, val, args, seed, vectors=Non
         # A crop may hold none of its review's verdict, so it never takes the review's label.
         ids = ids + crops(pool.ids, args.self_distil_crops, np.random.default_rng([seed, 1]))
         labels = np.concatenate([labels, np.full(len(ids) - len(pool), -1)])
-    logits = ensemble_logits(teachers, ids, args.progress)
+    logits = ensemble_logits(teachers, ids, args.progress, ngram, args.ngram_weight)
     if args.self_distil_start == "member":
         model = copy.deepcopy(teachers[0])
     else:
@@ -335,6 +427,10 @@ def parse_args(argv=None):
                    help="after the last round, train ENSEMBLE-1 more models afresh on the same labels and distil "
                         "the mean probabilities of all of them into the teacher, as --self-distil does with one "
                         "(1: no ensemble; --self-distil --ensemble 1 distils the last round's model alone)")
+    p.add_argument("--ngram-weight", type=float, default=0.0,
+                   help="after the last round, also fit a logistic regression on TF-IDF unigrams and bigrams to "
+                        "the same labels and give its probabilities this weight against the Transformers' mean "
+                        "in what is distilled into the teacher (0: none)")
     common.add_distillation_args(p, of=" of --self-distil and --ensemble")
     p.add_argument("--self-distil-epochs", type=int, default=None,
                    help="epochs of the distillation of --self-distil and --ensemble (default: --epochs)")
@@ -396,6 +492,8 @@ def check_args(args, pool_size):
         bad(f"--ensemble must be at least 1, got {args.ensemble}")
     if args.self_distil_epochs is not None and args.self_distil_epochs < 1:
         bad(f"--self-distil-epochs must be at least 1, got {args.self_distil_epochs}")
+    if not 0.0 <= args.ngram_weight <= 1.0:
+        bad(f"--ngram-weight must be between 0 and 1, got {args.ngram_weight}")
     if args.self_distil_crops < 0:
         bad(f"--self-distil-crops must not be negative, got {args.self_distil_crops}")
     for flag, given in (("--temperature", args.temperature != common.TEMPERATURE),
@@ -424,9 +522,10 @@ def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
             "mc_samples", "retrain", "embedding_init", "pretrain_epochs", "pretrain_lr", "self_distil", "ensemble",
-            "self_distil_epochs", "self_distil_start", "self_distil_crops", "temperature", "alpha", "epochs", "lr",
-            "batch_size", "dropout", "token_dropout", "label_smoothing", "pooling", "average_from", "val_size",
-            "val_block", "vocab_size", "max_len", "teacher_size", "max_train_samples", "max_test_samples", "seed")
+            "self_distil_epochs", "self_distil_start", "self_distil_crops", "ngram_weight", "temperature", "alpha",
+            "epochs", "lr", "batch_size", "dropout", "token_dropout", "label_smoothing", "pooling", "average_from",
+            "val_size", "val_block", "vocab_size", "max_len", "teacher_size", "max_train_samples", "max_test_samples",
+            "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 
 
@@ -478,8 +577,9 @@ def pretrained_encoder(args, tokenizer, ids, vectors, device, folder, wanted, se
 def ensemble_step(model, labeled, rounds, args, strategy, seed, pool, val, test, tokenizer, device, vectors=None,
                   pretrained=None):
     """After the last of ``rounds``: ``--ensemble`` - 1 more models trained afresh on the final ``labeled``
-    set, and the mean of all their probabilities, the last round's ``model`` included, distilled into a
-    fresh model on the whole pool. Returns ``(distilled model, history record)``."""
+    set (and with ``--ngram-weight``, an ``ngram_member`` on it), and the mean of all their probabilities,
+    the last round's ``model`` included, distilled into a fresh model on the whole pool. Returns
+    ``(distilled model, history record)``."""
     r = len(rounds)
     members, member_val_acc, start = [model], [rounds[-1]["val_acc"]], time.perf_counter()
     for k in range(1, args.ensemble):
@@ -488,16 +588,24 @@ def ensemble_step(model, labeled, rounds, args, strategy, seed, pool, val, test,
         fit = train_round(members[-1], pool, labeled, val, args, member_seed,
                           desc=f"{strategy} s{seed} member {k + 1}/{args.ensemble}")
         member_val_acc.append(max(fit["val_acc"]))
-    ensemble_val_acc = ensemble_accuracy(members, val.ids, val.labels)
+    record = {"labels_used": rounds[-1]["labels_used"], "member_val_acc": member_val_acc}
+    ngram = None
+    if args.ngram_weight > 0:
+        ngram, record["ngram_member"] = ngram_member(pool, labeled, val, len(tokenizer), args.progress)
+        record["transformers_val_acc"] = ensemble_accuracy(members, val.ids, val.labels)
+    record["ensemble_val_acc"] = ensemble_accuracy(members, val.ids, val.labels, ngram, args.ngram_weight)
     distil_seed = int(np.random.default_rng([seed, r]).integers(2**31))
     model, fit = self_distil(members, tokenizer, pool, labeled, val, args, distil_seed, vectors, pretrained,
-                             desc=f"{strategy} s{seed} self-distil")
-    record = {"labels_used": rounds[-1]["labels_used"], "val_acc": max(fit["val_acc"]),
-              "member_val_acc": member_val_acc, "ensemble_val_acc": ensemble_val_acc,
-              "train_seconds": time.perf_counter() - start, "epochs": fit}
+                             desc=f"{strategy} s{seed} self-distil", ngram=ngram)
+    record |= {"val_acc": max(fit["val_acc"]), "train_seconds": time.perf_counter() - start, "epochs": fit}
     if args.eval_test_each_round:
         record["test_acc"] = common.evaluate(model, test.ids, test.labels)
-    what = f"ensemble of {args.ensemble} (val_acc {ensemble_val_acc:.4f})" if args.ensemble > 1 else "teacher"
+    what = "teacher"
+    if ngram is not None:
+        what = (f"ensemble of {args.ensemble} and the n-gram member (val_acc {record['ngram_member']['val_acc']:.4f}, "
+                f"C={record['ngram_member']['C']:g}; together {record['ensemble_val_acc']:.4f})")
+    elif args.ensemble > 1:
+        what = f"ensemble of {args.ensemble} (val_acc {record['ensemble_val_acc']:.4f})"
     common.tqdm.write(f"{strategy} seed {seed} {what} distilled on the whole pool: val_acc={record['val_acc']:.4f}"
                       + (f" test_acc={record['test_acc']:.4f}" if "test_acc" in record else "")
                       + f" seconds={record['train_seconds']:.1f}")
@@ -682,6 +790,7 @@ def run(args):
                 val_acc=final["val_acc"], params=model.num_params(), train_seconds=run_record["seconds"],
                 seed=seed, preset=args.preset, retrain=args.retrain, self_distilled="self_distil" in state,
                 ensemble=args.ensemble if "self_distil" in state else 1,
+                ngram_weight=args.ngram_weight if "self_distil" in state else 0,
                 average_from="off" if args.average_from is None else args.average_from)
             if teacher is None:
                 teacher = model

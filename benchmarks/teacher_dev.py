@@ -59,6 +59,9 @@ def parse_args(argv=None):
     p.add_argument("--ensemble", type=int, default=1,
                    help="train this many models on the same labels (other seeds) and report their averaged "
                         "probabilities; --self-distil then distils the ensemble (training.py --ensemble)")
+    p.add_argument("--ngram-weight", type=float, default=teacher.ngram_weight,
+                   help="weight of a TF-IDF n-gram logistic regression on the same labels in the ensemble that "
+                        "--self-distil distils (training.py --ngram-weight; C chosen on the development set)")
     common.add_distillation_args(p, of=" of --self-distil")
     p.add_argument("--self-distil-epochs", type=int, default=teacher.self_distil_epochs,
                    help="epochs of --self-distil (default: --epochs)")
@@ -78,6 +81,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if not 1 <= args.labels <= POOL_SIZE:  # a negative count would slice the pool from its end, silently
         p.error(f"--labels must be between 1 and the pool's {POOL_SIZE} reviews, got {args.labels}")
+    if not 0.0 <= args.ngram_weight <= 1.0:
+        p.error(f"--ngram-weight must be between 0 and 1, got {args.ngram_weight}")
     return args
 
 
@@ -118,11 +123,18 @@ def run(args):
     if args.ensemble > 1:
         best = training.ensemble_accuracy(models, dev.ids, dev.labels)
         print(f"ensemble of {args.ensemble}: dev accuracy {best:.4f}", flush=True)
+    ngram = None
+    if args.ngram_weight > 0:
+        ngram, record = training.ngram_member(pool, order[:args.labels], dev, len(tokenizer), args.progress)
+        best = training.ensemble_accuracy(models, dev.ids, dev.labels, ngram, args.ngram_weight)
+        per_c = " ".join(f"C={c:g} {a:.4f}" for c, a in record["val_acc_per_C"].items())
+        print(f"n-gram member: dev accuracy {per_c} ({record['n_features']} features, {record['seconds']:.0f}s); "
+              f"with weight {args.ngram_weight:g} in the ensemble: dev accuracy {best:.4f}", flush=True)
     if args.self_distil:
-        if args.ensemble == 1:
+        if args.ensemble == 1 and ngram is None:
             print(f"teacher: dev accuracy {best:.4f}", flush=True)
         model, fit = training.self_distil(models, tokenizer, pool, order[:args.labels], dev, args, args.seed + 1,
-                                          vectors, pretrained)
+                                          vectors, pretrained, ngram=ngram)
         print(f"self-distilled: dev accuracy per epoch {' '.join(f'{a:.4f}' for a in fit['val_acc'])}", flush=True)
         best = max(fit["val_acc"])
     settings = {k: v for k, v in vars(args).items() if k not in ("data", "progress", "threads", "members")}
@@ -131,8 +143,8 @@ def run(args):
 
 
 # What a member does not depend on: the distillation after it, the size of the ensemble, where things live.
-NOT_MEMBER_SETTINGS = ("self_distil", "ensemble", "temperature", "alpha", "self_distil_epochs", "self_distil_start",
-                       "self_distil_crops", "data", "progress", "threads", "members", "pretrained")
+NOT_MEMBER_SETTINGS = ("self_distil", "ensemble", "ngram_weight", "temperature", "alpha", "self_distil_epochs",
+                       "self_distil_start", "self_distil_crops", "data", "progress", "threads", "members", "pretrained")
 
 
 def member(args, tokenizer, pool, dev, order, seed, vectors, pretrained):
