@@ -58,8 +58,11 @@ def test_members_of_other_settings_are_refused(tiny_dev, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "other settings" in err and "--members" in err
     assert sorted(p.name for p in (tmp_path / "m").rglob("*")) == before
-    # A distillation setting is not a member's: the same members serve another temperature.
+    # A distillation setting is not a member's: the same members serve another temperature, or an n-gram member.
     assert tiny_dev("--members", str(tmp_path / "m"), "--temperature", "8")[1] == 0
+    capsys.readouterr()
+    assert tiny_dev("--members", str(tmp_path / "m"), "--ngram-weight", "0.5")[1] == 0
+    assert "n-gram member: dev accuracy C=3 " in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("labels", ["0", "-1", "201"])
@@ -70,4 +73,14 @@ def test_labels_out_of_range_are_refused_before_anything_is_written(monkeypatch,
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--labels must be between 1 and the pool's 200 reviews" in err
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("weight", ["-0.5", "1.5"])
+def test_ngram_weight_out_of_range_is_refused_before_anything_is_written(tmp_path, capsys, weight):
+    with pytest.raises(SystemExit) as e:
+        teacher_dev.main(["--ngram-weight", weight, "--members", str(tmp_path / "m")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--ngram-weight must be between 0 and 1, got {float(weight)}" in err
     assert not (tmp_path / "m").exists()

@@ -323,6 +323,105 @@ def test_ensemble_logits_average_probabilities():
     np.testing.assert_allclose(np.exp(training.ensemble_logits([a], ids)), [[0.5, 0.5], [0.9, 0.1]], rtol=1e-6)
 
 
+def test_ngram_features_are_sublinear_tfidf_rows_of_norm_one():
+    # [CLS]=1 and [SEP]=2 around tokens; vocabulary of 10 ids. Review 0 holds 5 twice and the bigram (5, 6).
+    texts = [[1, 5, 5, 6, 2], [1, 5, 6, 7, 2], [1, 8, 2]]
+    model = training.NgramLogisticRegression(texts, vocab_size=10, min_df=2)
+    bigram = 10 * (1 + 5) + 6
+    assert model.keys.tolist() == [5, 6, bigram]  # in two texts each; 7, 8, (5, 5), (6, 7) in one; specials never
+    idf = np.log(4 / 3) + 1
+    X = model.features(texts + [[1, 9, 2]]).to_dense().numpy()
+    expected = np.array([1 + np.log(2), 1, 1]) * idf
+    np.testing.assert_allclose(X[0], expected / np.linalg.norm(expected), rtol=1e-6)
+    np.testing.assert_allclose(X[1], np.ones(3) / np.sqrt(3), rtol=1e-6)
+    np.testing.assert_array_equal(X[2:], 0)  # n-grams it does not know (or none) give an empty row
+    np.testing.assert_allclose(model.log_probs([[1, 9, 2]]), np.log([[0.5, 0.5]]))  # untrained: no opinion
+
+
+def test_ngram_member_learns_the_labels_and_picks_c_on_validation(monkeypatch):
+    # Token 10 marks a positive review, 11 a negative one, among 10 noise tokens drawn from 40.
+    rng = np.random.default_rng(0)
+
+    def reviews(n):
+        y = rng.integers(0, 2, n)
+        return [np.array([1, *rng.integers(20, 60, 10), 11 - label, 2]) for label in y], y
+
+    pool_ids, pool_y = reviews(200)
+    val_ids, val_y = reviews(100)
+    pool = common.Split(np.arange(200), pool_ids, pool_y)
+    val = common.Split(np.arange(100), val_ids, val_y)
+    labeled = np.arange(0, 200, 2)  # half the pool revealed; the rest are texts only
+    model, record = training.ngram_member(pool, labeled, val, vocab_size=60)
+    assert record["C"] in training.NGRAM_CS and set(record["val_acc_per_C"]) == set(training.NGRAM_CS)
+    assert record["val_acc"] == max(record["val_acc_per_C"].values()) >= 0.9
+    probs = np.exp(model.log_probs(val_ids))
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+    assert (probs.argmax(1) == val_y).mean() == record["val_acc"]
+    # The marker tokens carry the two largest weights, with the signs of their classes.
+    top = model.keys[np.argsort(-model.weight.abs().numpy())[:2]]
+    weight = dict(zip(model.keys.tolist(), model.weight.tolist()))
+    assert set(top.tolist()) == {10, 11} and weight[10] > 0 > weight[11]
+    # The weights kept are the best C's, not the last one tried: a fit from zero at that C predicts the same.
+    monkeypatch.setattr(training, "NGRAM_CS", (300.0, 3.0))  # the larger C wins here (above), and goes first
+    model, record = training.ngram_member(pool, labeled, val, vocab_size=60)
+    assert record["C"] == 300.0 and record["val_acc_per_C"][300.0] > record["val_acc_per_C"][3.0]
+    again = training.NgramLogisticRegression(pool_ids, 60)
+    again.fit(again.features([pool_ids[i] for i in labeled]), pool_y[labeled], 300.0)
+    np.testing.assert_allclose(again.log_probs(val_ids), model.log_probs(val_ids), atol=0.02)
+
+
+def test_ensemble_logits_give_the_ngram_model_its_weight():
+    class Fixed(torch.nn.Module):
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = torch.tensor(logits)
+            self.config = argparse.Namespace(num_labels=2, pad_token_id=0)
+            self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, input_ids, attention_mask=None):
+            return argparse.Namespace(logits=self.logits[input_ids[:, 0] - 1])
+
+    class Ngram:
+        def log_probs(self, ids):
+            return np.log(np.array([[0.1, 0.9], [0.9, 0.1]]))[[x[0] - 1 for x in ids]]
+
+    ids, model = [[1], [2]], Fixed([[0.0, 0.0], [np.log(9), 0.0]])  # (0.5, 0.5) and (0.9, 0.1)
+    mixed = np.exp(training.ensemble_logits([model], ids, ngram=Ngram(), ngram_weight=0.25))
+    np.testing.assert_allclose(mixed, [[0.4, 0.6], [0.9, 0.1]], rtol=1e-6)
+    only = np.exp(training.ensemble_logits([model], ids, ngram=Ngram(), ngram_weight=1.0))
+    np.testing.assert_allclose(only, [[0.1, 0.9], [0.9, 0.1]], rtol=1e-6)
+    assert training.ensemble_accuracy([model], ids, [1, 0], ngram=Ngram(), ngram_weight=0.25) == 1.0
+    assert training.ensemble_accuracy([model], ids, [1, 0]) == 0.5  # (0.5, 0.5) goes to class 0
+
+
+def test_ngram_weight_alone_distils_the_last_round_with_the_ngram_member(parquet_dir, tmp_path, monkeypatch):
+    real_distil, real_member, targets = common.distil, training.ngram_member, []
+
+    def recording_distil(model, ids, teacher_logits, *args, **kwargs):
+        targets.append(np.exp(teacher_logits))
+        return real_distil(model, ids, teacher_logits, *args, **kwargs)
+
+    def sure_of_neg_member(*args, **kwargs):  # the real member, made certain of class 0 on every review
+        model, record = real_member(*args, **kwargs)
+        model.log_probs = lambda ids: np.log(np.tile([[1 - 1e-6, 1e-6]], (len(ids), 1)))
+        return model, record
+
+    monkeypatch.setattr(common, "distil", recording_distil)
+    monkeypatch.setattr(training, "ngram_member", sure_of_neg_member)
+    out = training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--ngram-weight", "1"))
+    record = out["runs"][0]["self_distil"]
+    assert record["member_val_acc"] == [out["runs"][0]["rounds"][-1]["val_acc"]]  # no other Transformer
+    assert record["ngram_member"]["C"] in training.NGRAM_CS and 0 <= record["transformers_val_acc"] <= 1
+    # At weight 1 the target of every pool review is the n-gram model's, however unsure the Transformer is.
+    history = common.read_json(tmp_path / "ck" / "teacher" / "al_history.json")
+    (target,) = targets
+    assert target.shape == (len(history["pool_index"]), 2)
+    np.testing.assert_allclose(target, np.tile([[1 - 1e-6, 1e-6]], (len(target), 1)), rtol=1e-5)
+    line = common.read_results(tmp_path / "results.txt")[0]
+    assert line["ngram_weight"] == 1 and line["self_distilled"] == "True" and line["ensemble"] == 1
+    assert history["settings"]["ngram_weight"] == 1
+
+
 def test_ensemble_members_train_on_the_final_labels_and_are_distilled(parquet_dir, tmp_path, monkeypatch):
     real_round, real_distil, rounds, teachers = training.train_round, training.self_distil, [], []
 
@@ -517,6 +616,8 @@ def test_label_smoothing_softens_the_targets_of_the_labeled_reviews(parquet_dir,
     (["--self-distil-start", "member"], "--self-distil-start sets the distillation of --self-distil"),
     (["--self-distil-crops", "1"], "--self-distil-crops sets the distillation of --self-distil"),
     (["--self-distil", "--self-distil-crops", "-1"], "--self-distil-crops must not be negative, got -1"),
+    (["--ngram-weight", "-0.1"], "--ngram-weight must be between 0 and 1, got -0.1"),
+    (["--ngram-weight", "1.5"], "--ngram-weight must be between 0 and 1, got 1.5"),
 ])
 def test_bad_options_exit_2_and_write_nothing(parquet_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:
