@@ -43,6 +43,9 @@ def parse_args(argv=None):
 
 def check_args(args):
     common.check_distillation_args(args)
+    if args.no_distill and (args.temperature != common.TEMPERATURE or args.alpha != common.ALPHA):
+        raise common.UserError("--temperature and --alpha set the distillation, which --no-distill skips: "
+                               "drop them or --no-distill")
     for name in ("distill_epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise common.UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")

@@ -124,6 +124,8 @@ def test_other_data_than_the_teachers_is_refused(teacher, tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--temperature", "0"], "--temperature must be positive"),
     (["--alpha", "1.5"], "--alpha must be between 0 and 1"),
+    (["--no-distill", "--temperature", "8"], "--temperature and --alpha set the distillation, which --no-distill"),
+    (["--no-distill", "--alpha", "0.5"], "--temperature and --alpha set the distillation, which --no-distill"),
 ])
 def test_bad_options(parquet_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:
