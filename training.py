@@ -730,18 +730,26 @@ def main(argv=None):
         return run(args)
 
 
-def run(args):
-    common.apply_preset(args)
-    seeds = parse_seeds(args)
-    device = common.setup(args)
-    train, test_split = common.load_imdb(args.data)
-    train_labels = np.asarray(train["label"])
+def data_split(args, train_labels, test_labels):
+    """Indices of a run's data: ``(everything, pool, validation, test)``. ``everything`` is the stratified
+    subset of the training split the preset uses (all of it on ``full``), its texts the tokenizer's; the
+    validation set is carved from it in runs of ``--val-block`` rows; the test subset is stratified too.
+    Checks the options against the pool's size first."""
+    train_labels = np.asarray(train_labels)
     everything = common.stratified_subset(train_labels, args.max_train_samples, args.seed)
     if args.val_size >= len(everything):
         raise common.UserError(f"--val-size {args.val_size} leaves no pool out of {len(everything)} reviews")
     check_args(args, len(everything) - args.val_size)
     pool_index, val_index = common.split_off(everything, train_labels, args.val_size, args.seed, args.val_block)
-    test_index = common.stratified_subset(test_split["label"], args.max_test_samples, args.seed)
+    return everything, pool_index, val_index, common.stratified_subset(test_labels, args.max_test_samples, args.seed)
+
+
+def run(args):
+    common.apply_preset(args)
+    seeds = parse_seeds(args)
+    device = common.setup(args)
+    train, test_split = common.load_imdb(args.data)
+    everything, pool_index, val_index, test_index = data_split(args, train["label"], test_split["label"])
 
     start = time.perf_counter()
     tokenizer = resumed_tokenizer(args, seeds) or common.train_tokenizer(
