@@ -303,19 +303,21 @@ def test_self_distil_learns_from_revealed_labels_only_and_resumes(parquet_dir, t
         torch.testing.assert_close(again.state_dict()[name], p, msg=name)
 
 
+class Fixed(torch.nn.Module):
+    """A model whose logits are given, row k for the review whose first token is k + 1: ``predict_logits``
+    only needs config, forward and train."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = torch.tensor(logits)
+        self.config = argparse.Namespace(num_labels=2, pad_token_id=0)
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # gives the model a device
+
+    def forward(self, input_ids, attention_mask=None):
+        return argparse.Namespace(logits=self.logits[input_ids[:, 0] - 1])
+
+
 def test_ensemble_logits_average_probabilities():
-    class Fixed(torch.nn.Module):
-        """A model whose logits are given: ``predict_logits`` only needs config, forward and train."""
-
-        def __init__(self, logits):
-            super().__init__()
-            self.logits = torch.tensor(logits)
-            self.config = argparse.Namespace(num_labels=2, pad_token_id=0)
-            self.anchor = torch.nn.Parameter(torch.zeros(()))  # gives the model a device
-
-        def forward(self, input_ids, attention_mask=None):
-            return argparse.Namespace(logits=self.logits[input_ids[:, 0] - 1])
-
     ids = [[1], [2]]
     a, b = Fixed([[0.0, 0.0], [np.log(9), 0.0]]), Fixed([[np.log(3), 0.0], [0.0, 0.0]])
     # Probabilities (0.5, 0.5) and (0.75, 0.25) average to (0.625, 0.375); (0.9, 0.1) and (0.5, 0.5) to (0.7, 0.3).
@@ -371,16 +373,6 @@ def test_ngram_member_learns_the_labels_and_picks_c_on_validation(monkeypatch):
 
 
 def test_ensemble_logits_give_the_ngram_model_its_weight():
-    class Fixed(torch.nn.Module):
-        def __init__(self, logits):
-            super().__init__()
-            self.logits = torch.tensor(logits)
-            self.config = argparse.Namespace(num_labels=2, pad_token_id=0)
-            self.anchor = torch.nn.Parameter(torch.zeros(()))
-
-        def forward(self, input_ids, attention_mask=None):
-            return argparse.Namespace(logits=self.logits[input_ids[:, 0] - 1])
-
     class Ngram:
         def log_probs(self, ids):
             return np.log(np.array([[0.1, 0.9], [0.9, 0.1]]))[[x[0] - 1 for x in ids]]
