@@ -954,6 +954,14 @@ def run_inference_benchmark(args, name, prog):
     return result
 
 
+def parse_ints(text, flag, example):
+    """The comma-separated integers of option ``flag``; a one-line ``UserError`` showing ``example`` if not."""
+    try:
+        return [int(s) for s in str(text).split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"{flag} takes comma-separated integers, e.g. {example}; got {text!r}") from None
+
+
 def parse_batch_sizes(text):
     try:
         sizes = [int(s) for s in str(text).split(",") if s.strip()]

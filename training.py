@@ -302,10 +302,18 @@ class NgramLogisticRegression:
         self.weight, self.bias = w.detach(), b.detach()
         return self
 
+    def log_odds(self, X):
+        """(N,) log-odds of the positive class, for features ``X`` (from ``features``)."""
+        return torch.sparse.mm(X, self.weight[:, None])[:, 0] + self.bias
+
     def log_probs(self, ids):
         """(N, 2) log class probabilities of ``ids``."""
-        z = torch.sparse.mm(self.features(ids), self.weight[:, None])[:, 0] + self.bias
+        z = self.log_odds(self.features(ids))
         return torch.stack([F.logsigmoid(-z), F.logsigmoid(z)], 1).numpy()
+
+    def accuracy(self, X, labels):
+        """Accuracy on features ``X`` with gold ``labels`` (a tie counts as class 0, as argmax does)."""
+        return float(((self.log_odds(X) > 0).numpy() == np.asarray(labels)).mean())
 
 
 def ngram_member(pool, labeled, val, vocab_size, progress_bar=False):
@@ -313,11 +321,11 @@ def ngram_member(pool, labeled, val, vocab_size, progress_bar=False):
     the C of ``NGRAM_CS`` that is best on ``val``. Returns ``(model, record)``: C, val accuracy per C, seconds."""
     start = time.perf_counter()
     model = NgramLogisticRegression(pool.ids, vocab_size)
-    X, y = model.features([pool.ids[i] for i in labeled]), pool.labels[labeled]
+    X, y, val_X = model.features([pool.ids[i] for i in labeled]), pool.labels[labeled], model.features(val.ids)
     val_acc, best = {}, None
     for C in common.progress(NGRAM_CS, progress_bar, desc="n-gram member", leave=False):
         model.fit(X, y, C)  # each C starts from the last one's weights: fewer L-BFGS steps
-        val_acc[C] = float((model.log_probs(val.ids).argmax(1) == val.labels).mean())
+        val_acc[C] = model.accuracy(val_X, val.labels)
         if best is None or val_acc[C] > val_acc[best[0]]:
             best = (C, model.weight, model.bias)
     C, model.weight, model.bias = best
@@ -510,10 +518,7 @@ def check_args(args, pool_size):
 
 
 def parse_seeds(args):
-    try:
-        seeds = [int(s) for s in (args.seeds or str(args.seed)).split(",") if s.strip()]
-    except ValueError:
-        raise common.UserError(f"--seeds takes comma-separated integers, e.g. 1,2,3; got {args.seeds!r}") from None
+    seeds = common.parse_ints(args.seeds or args.seed, "--seeds", "1,2,3")
     if not seeds or len(set(seeds)) != len(seeds):
         raise common.UserError(f"--seeds needs distinct integers, e.g. 1,2,3; got {args.seeds!r}")
     return seeds

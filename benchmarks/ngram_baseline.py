@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import common  # noqa: E402
@@ -37,10 +35,7 @@ def label_counts(args, pool_size, teacher_asks):
     """The ``--labels`` counts, each between 2 and the pool's size."""
     if args.labels is None:
         return sorted({teacher_asks, pool_size})
-    try:
-        counts = [int(n) for n in args.labels.split(",") if n.strip()]
-    except ValueError:
-        raise common.UserError(f"--labels takes comma-separated integers, e.g. 2000,8000; got {args.labels!r}") from None
+    counts = common.parse_ints(args.labels, "--labels", "2000,8000")
     bad = [n for n in counts if not 2 <= n <= pool_size]
     if not counts or bad:
         raise common.UserError(f"--labels must be between 2 and the pool's {pool_size} reviews, got {args.labels!r}")
@@ -76,14 +71,13 @@ def run(args):
     for n in counts:
         labeled = common.stratified_subset(pool.labels, n, args.seed)
         model, record = training.ngram_member(pool, labeled, val, len(tokenizer), args.progress)
-        test_acc = float((model.log_probs(test.ids).argmax(1) == test.labels).mean())
-        rows.append({"labels_used": n + len(val), "C": record["C"], "val_acc": record["val_acc"], "test_acc": test_acc,
-                     "fit_seconds": record["seconds"]})
-        common.append_result(args.results, PROG, model="ngram_baseline", preset=args.preset, pool_labels=n,
-                             labels_used=n + len(val), C=record["C"], val_acc=record["val_acc"], test_acc=test_acc,
-                             n_features=record["n_features"], fit_seconds=record["seconds"], seed=args.seed)
-        print(f"{n} pool labels + {len(val)} validation: C={record['C']:g} val_acc={record['val_acc']:.4f} "
-              f"test_acc={test_acc:.4f} ({record['n_features']} features, {record['seconds']:.0f}s)", flush=True)
+        row = {"pool_labels": n, "labels_used": n + len(val), "C": record["C"], "val_acc": record["val_acc"],
+               "test_acc": model.accuracy(model.features(test.ids), test.labels),
+               "n_features": record["n_features"], "fit_seconds": record["seconds"]}
+        rows.append(row)
+        common.append_result(args.results, PROG, model="ngram_baseline", preset=args.preset, **row, seed=args.seed)
+        print(f"{n} pool labels + {len(val)} validation: C={row['C']:g} val_acc={row['val_acc']:.4f} "
+              f"test_acc={row['test_acc']:.4f} ({row['n_features']} features, {row['fit_seconds']:.0f}s)", flush=True)
     return {"runs": rows}
 
 
