@@ -17,6 +17,7 @@ one ``results.txt`` line per run.
 import copy
 import math
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -259,7 +260,7 @@ class NgramLogisticRegression:
         keys, df = np.unique(np.concatenate([np.unique(self.ngrams(x)) for x in texts]), return_counts=True)
         self.keys = keys[df >= min_df]
         self.idf = np.log((1 + len(texts)) / (1 + df[df >= min_df])) + 1
-        self.weight, self.bias = torch.zeros(len(self.keys)), torch.zeros(())
+        self.weight, self.bias = torch.zeros(len(self.keys), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
 
     def ngrams(self, x):
         """Unigram ids, then bigram ids (above every unigram id) of one review's tokens, without [CLS] and [SEP]."""
@@ -267,44 +268,51 @@ class NgramLogisticRegression:
         return np.concatenate([x, self.vocab_size * (1 + x[:-1]) + x[1:]])
 
     def features(self, ids):
-        """(N, n_features) sparse matrix of ``ids``: (1 + log tf) * idf of each known n-gram, rows of norm 1."""
-        rows, cols, vals = [], [], []
-        for r, x in enumerate(ids):
+        """(N, n_features) sparse CSR matrix (float64) of ``ids``: (1 + log tf) * idf of each known n-gram,
+        rows of norm 1."""
+        lengths, cols, vals = [0], [], []
+        for x in ids:
             grams, tf = np.unique(self.ngrams(x), return_counts=True)
             at = np.searchsorted(self.keys, grams).clip(max=max(len(self.keys) - 1, 0))
             known = self.keys[at] == grams if len(self.keys) else np.zeros(len(grams), bool)
             v = (1 + np.log(tf[known])) * self.idf[at[known]]
-            rows.append(np.full(len(v), r))
-            cols.append(at[known])
+            lengths.append(len(v))
+            cols.append(at[known])  # sorted, as grams and keys are
             vals.append(v / max(np.linalg.norm(v), 1e-12))
-        index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(cols)]))
-        return torch.sparse_coo_tensor(index, torch.from_numpy(np.concatenate(vals)).float(),
-                                       (len(ids), len(self.keys)), is_coalesced=True, check_invariants=True)
+        with warnings.catch_warnings():  # "CSR support is in beta": the two products used here are not
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(torch.from_numpy(np.cumsum(lengths)),
+                                           torch.from_numpy(np.concatenate(cols)),
+                                           torch.from_numpy(np.concatenate(vals)), (len(ids), len(self.keys)),
+                                           dtype=torch.float64, check_invariants=True)
 
     def fit(self, X, y, C, max_iter=500):
         """Minimise C * sum of log losses + ||w||^2 / 2 (scikit-learn's convention; the bias is not
-        penalised) with L-BFGS, starting from the current weights, on features ``X`` and labels ``y``."""
-        w = self.weight.clone().requires_grad_()
-        b = self.bias.clone().requires_grad_()
-        y = torch.as_tensor(y, dtype=torch.float32)
+        penalised) with L-BFGS, starting from the current weights, on features ``X`` and labels ``y``. The
+        gradient is written out, not left to autograd: two CSR products per step instead of autograd's COO
+        ones keep a fit on 24,000 reviews to seconds."""
+        w, b = self.weight.clone(), self.bias.clone()
+        Xt = X.to_sparse_coo().t().coalesce().to_sparse_csr()
+        y = torch.as_tensor(y, dtype=torch.float64)
         optimizer = torch.optim.LBFGS([w, b], max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
                                       tolerance_grad=1e-6)
 
+        @torch.no_grad()
         def closure():
-            optimizer.zero_grad()
-            z = torch.sparse.mm(X, w[:, None])[:, 0] + b
+            z = X @ w + b
             # Divided by C * N: the same minimum, on a scale that suits L-BFGS's tolerances.
             loss = F.binary_cross_entropy_with_logits(z, y) + (w @ w) / (2 * C * len(y))
-            loss.backward()
+            dz = (torch.sigmoid(z) - y) / len(y)
+            w.grad, b.grad = Xt @ dz + w / (C * len(y)), dz.sum()
             return loss
 
         optimizer.step(closure)
-        self.weight, self.bias = w.detach(), b.detach()
+        self.weight, self.bias = w, b
         return self
 
     def log_odds(self, X):
         """(N,) log-odds of the positive class, for features ``X`` (from ``features``)."""
-        return torch.sparse.mm(X, self.weight[:, None])[:, 0] + self.bias
+        return X @ self.weight + self.bias
 
     def log_probs(self, ids):
         """(N, 2) log class probabilities of ``ids``."""

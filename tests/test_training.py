@@ -340,6 +340,23 @@ def test_ngram_features_are_sublinear_tfidf_rows_of_norm_one():
     np.testing.assert_allclose(model.log_probs([[1, 9, 2]]), np.log([[0.5, 0.5]]))  # untrained: no opinion
 
 
+def test_ngram_fit_reaches_the_regularised_optimum():
+    # At the minimum of C * sum of log losses + ||w||^2 / 2 the gradient is zero: X^T (p - y) + w / C = 0 and,
+    # the bias being free, sum(p - y) = 0. Checked densely in numpy, apart from the fit's own products.
+    rng = np.random.default_rng(0)
+    texts = [np.array([1, *rng.integers(3, 30, 12), 2]) for _ in range(80)]
+    y = np.array([int(5 in x) for x in texts])
+    model = training.NgramLogisticRegression(texts, vocab_size=30)
+    X = model.features(texts)
+    for C in (0.5, 30.0):
+        model.fit(X, y, C)
+        w, b, dense = model.weight.numpy(), float(model.bias), X.to_dense().numpy()
+        p = 1 / (1 + np.exp(-(dense @ w + b)))
+        assert np.abs(dense.T @ (p - y) + w / C).max() < 1e-3 * C and abs((p - y).sum()) < 1e-3 * C
+        assert model.accuracy(X, y) == ((dense @ w + b > 0) == y).mean()
+    assert model.accuracy(X, y) == 1.0  # weakly penalised, token 5 alone decides
+
+
 def test_ngram_member_learns_the_labels_and_picks_c_on_validation(monkeypatch):
     # Token 10 marks a positive review, 11 a negative one, among 10 noise tokens drawn from 40.
     rng = np.random.default_rng(0)
