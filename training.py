@@ -279,7 +279,7 @@ class NgramLogisticRegression:
             lengths.append(len(v))
             cols.append(at[known])  # sorted, as grams and keys are
             vals.append(v / max(np.linalg.norm(v), 1e-12))
-        with warnings.catch_warnings():  # "CSR support is in beta": the two products used here are not
+        with warnings.catch_warnings():  # torch calls all of CSR "beta"; the two products used here are tested
             warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
             return torch.sparse_csr_tensor(torch.from_numpy(np.cumsum(lengths)),
                                            torch.from_numpy(np.concatenate(cols)),
