@@ -918,7 +918,7 @@ def run_inference_benchmark(args, name, prog):
     """The body of compare_student.py (``name="student"``) and vanilla_inference.py (``"vanilla"``)."""
     args.prog = prog
     apply_preset(args)
-    args.batch_sizes = parse_batch_sizes(args.batch_sizes)
+    args.batch_sizes = parse_ints(args.batch_sizes, "--batch-sizes", "1,32,128", positive=True)
     for key in ("n_reviews", "e2e_batch_size", "repeats"):
         if getattr(args, key) < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(args, key)}")
@@ -954,22 +954,17 @@ def run_inference_benchmark(args, name, prog):
     return result
 
 
-def parse_ints(text, flag, example):
-    """The comma-separated integers of option ``flag``; a one-line ``UserError`` showing ``example`` if not."""
+def parse_ints(text, flag, example, positive=False):
+    """The comma-separated integers of option ``flag`` (with ``positive``: at least one, each >= 1); a one-line
+    ``UserError`` showing ``example`` if not."""
+    kind = "positive integers" if positive else "integers"
     try:
-        return [int(s) for s in str(text).split(",") if s.strip()]
+        values = [int(s) for s in str(text).split(",") if s.strip()]
     except ValueError:
-        raise UserError(f"{flag} takes comma-separated integers, e.g. {example}; got {text!r}") from None
-
-
-def parse_batch_sizes(text):
-    try:
-        sizes = [int(s) for s in str(text).split(",") if s.strip()]
-    except ValueError:
-        sizes = []
-    if not sizes or min(sizes) < 1:
-        raise UserError(f"--batch-sizes takes comma-separated positive integers, e.g. 1,32,128; got {text!r}")
-    return sizes
+        values = None
+    if values is None or positive and (not values or min(values) < 1):
+        raise UserError(f"{flag} takes comma-separated {kind}, e.g. {example}; got {text!r}")
+    return values
 
 
 def print_single(name, result):
