@@ -389,7 +389,7 @@ def self_distil(teachers, tokenizer, pool, labeled, val, args, seed, vectors=Non
     fit = common.distil(model, ids, logits, labels, temperature=args.temperature, alpha=args.alpha,
                         epochs=args.self_distil_epochs or args.epochs, lr=args.lr, batch_size=args.batch_size,
                         seed=seed, val=(val.ids, val.labels), average_from=args.average_from,
-                        progress_bar=args.progress, desc=desc)
+                        token_dropout=args.self_distil_token_dropout, progress_bar=args.progress, desc=desc)
     return model, fit
 
 
@@ -425,8 +425,8 @@ def parse_args(argv=None):
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--token-dropout", type=float, default=0.0,
                    help="word dropout: each training step deletes this fraction of every labeled review's tokens "
-                        "(not in the distillation of --self-distil and --ensemble; off by default: it did not help "
-                        "on the development set, README)")
+                        "(not in the distillation of --self-distil and --ensemble, which has its own flag; off by "
+                        "default: it did not help on the development set, README)")
     p.add_argument("--label-smoothing", type=float, default=0.0,
                    help="the labeled reviews' targets give this much probability to the two classes evenly "
                         "(Szegedy et al. 2016; not in the distillation of --self-distil and --ensemble; off by "
@@ -458,6 +458,10 @@ def parse_args(argv=None):
                    help="random crops (a quarter to all of a review's tokens) of every pool review added to the "
                         "transfer set of the distillation of --self-distil and --ensemble, labeled by the teachers "
                         "alone")
+    p.add_argument("--self-distil-token-dropout", type=float, default=0.0,
+                   help="word dropout on the distilled model's inputs in the distillation of --self-distil and "
+                        "--ensemble, while the teachers' soft labels come from the whole reviews (a noised student, "
+                        "Xie et al. 2020; 0: none)")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
     p.add_argument("--val-block", type=int, default=100,
                    help="validation takes whole runs of this many adjacent training rows: IMDB lists a movie's "
@@ -501,7 +505,7 @@ def check_args(args, pool_size):
     if args.pretrain_epochs < 0 or args.pretrain_lr <= 0:
         bad(f"--pretrain-epochs must not be negative and --pretrain-lr must be positive, got "
             f"{args.pretrain_epochs} and {args.pretrain_lr}")
-    for name in ("dropout", "token_dropout", "label_smoothing"):
+    for name in ("dropout", "token_dropout", "label_smoothing", "self_distil_token_dropout"):
         if not 0.0 <= getattr(args, name) < 1.0:
             bad(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
     common.check_distillation_args(args)
@@ -517,7 +521,8 @@ def check_args(args, pool_size):
                         ("--alpha", args.alpha != common.ALPHA),
                         ("--self-distil-epochs", args.self_distil_epochs is not None),
                         ("--self-distil-start", args.self_distil_start != SELF_DISTIL_STARTS[0]),
-                        ("--self-distil-crops", args.self_distil_crops != 0)):
+                        ("--self-distil-crops", args.self_distil_crops != 0),
+                        ("--self-distil-token-dropout", args.self_distil_token_dropout != 0)):
         if given and not distils(args):
             bad(f"{flag} sets the distillation of --self-distil or --ensemble > 1, and this run has none: "
                 "add one of them or drop it")
@@ -536,10 +541,10 @@ def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample",
             "mc_samples", "retrain", "embedding_init", "pretrain_epochs", "pretrain_lr", "self_distil", "ensemble",
-            "self_distil_epochs", "self_distil_start", "self_distil_crops", "ngram_weight", "temperature", "alpha",
-            "epochs", "lr", "batch_size", "dropout", "token_dropout", "label_smoothing", "pooling", "average_from",
-            "val_size", "val_block", "vocab_size", "max_len", "teacher_size", "max_train_samples", "max_test_samples",
-            "seed")
+            "self_distil_epochs", "self_distil_start", "self_distil_crops", "self_distil_token_dropout", "ngram_weight",
+            "temperature", "alpha", "epochs", "lr", "batch_size", "dropout", "token_dropout", "label_smoothing",
+            "pooling", "average_from", "val_size", "val_block", "vocab_size", "max_len", "teacher_size",
+            "max_train_samples", "max_test_samples", "seed")
     return {k: getattr(args, k) for k in keys} | {"data": common.data_source(args.data)}
 
 

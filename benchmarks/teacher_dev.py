@@ -69,6 +69,8 @@ def parse_args(argv=None):
                    help="--self-distil starts from a fresh model, or from the first teacher's weights")
     p.add_argument("--self-distil-crops", type=int, default=teacher.self_distil_crops,
                    help="random crops of every pool review added to --self-distil's transfer set")
+    p.add_argument("--self-distil-token-dropout", type=float, default=teacher.self_distil_token_dropout,
+                   help="word dropout on the distilled model's inputs in --self-distil")
     p.add_argument("--teacher-size", default=quick["teacher_size"], choices=list(transformer.SIZES))
     p.add_argument("--members", type=Path, default=None,
                    help="folder keeping the trained models (the ensemble's members, before any distillation): "
@@ -83,6 +85,9 @@ def parse_args(argv=None):
         p.error(f"--labels must be between 1 and the pool's {POOL_SIZE} reviews, got {args.labels}")
     if not 0.0 <= args.ngram_weight <= 1.0:
         p.error(f"--ngram-weight must be between 0 and 1, got {args.ngram_weight}")
+    for name in ("token_dropout", "self_distil_token_dropout"):
+        if not 0.0 <= getattr(args, name) < 1.0:
+            p.error(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
     return args
 
 
@@ -144,7 +149,8 @@ def run(args):
 
 # What a member does not depend on: the distillation after it, the size of the ensemble, where things live.
 NOT_MEMBER_SETTINGS = ("self_distil", "ensemble", "ngram_weight", "temperature", "alpha", "self_distil_epochs",
-                       "self_distil_start", "self_distil_crops", "data", "progress", "threads", "members", "pretrained")
+                       "self_distil_start", "self_distil_crops", "self_distil_token_dropout", "data", "progress",
+                       "threads", "members", "pretrained")
 
 
 def member(args, tokenizer, pool, dev, order, seed, vectors, pretrained):

@@ -587,6 +587,41 @@ def test_token_dropout_thins_every_labeled_training_step_and_nothing_else(parque
     assert history["settings"]["token_dropout"] == 0.5
 
 
+def test_self_distil_token_dropout_thins_the_distilled_models_inputs_only(parquet_dir, tmp_path, monkeypatch):
+    real_fit, real_drop, real_logits = common.fit, common.drop_tokens, training.ensemble_logits
+    fits, dropped, labeled_by = [], [], []
+
+    def recording_fit(model, ids, loss_fn, **kwargs):
+        fits.append((ids, kwargs.get("token_dropout", 0.0)))
+        return real_fit(model, ids, loss_fn, **kwargs)
+
+    def recording_drop(ids, p, rng):
+        out = real_drop(ids, p, rng)
+        dropped.append((sum(map(len, ids)), sum(map(len, out))))
+        return out
+
+    def recording_logits(models, ids, *args, **kwargs):
+        labeled_by.append(ids)
+        return real_logits(models, ids, *args, **kwargs)
+
+    monkeypatch.setattr(common, "fit", recording_fit)
+    monkeypatch.setattr(common, "drop_tokens", recording_drop)
+    monkeypatch.setattr(training, "ensemble_logits", recording_logits)
+    training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--ensemble", "2",
+                             "--self-distil-token-dropout", "0.5"))
+    # The rounds and the second member train on whole reviews; the distillation (last) on thinned ones.
+    assert {p for _, p in fits[:-1]} == {0.0} and fits[-1][1] == 0.5
+    transfer = fits[-1][0]
+    batch, epochs = common.PRESETS["smoke"]["batch_size"], common.PRESETS["smoke"]["epochs"]
+    assert len(dropped) == epochs * -(-len(transfer) // batch)  # every distillation batch, and no other
+    before, after = map(sum, zip(*dropped))
+    assert before == epochs * sum(map(len, transfer)) and 0.4 < after / before < 0.75
+    # The teachers' soft labels come from the very reviews the distillation thins, whole.
+    assert labeled_by[-1] is transfer
+    history = json.loads((tmp_path / "ck" / "teacher" / "al_history.json").read_text())
+    assert history["settings"]["self_distil_token_dropout"] == 0.5
+
+
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
 def test_label_smoothing_softens_the_targets_of_the_labeled_reviews(parquet_dir, tmp_path, monkeypatch, smoothing):
     real_fit, losses = common.fit, []
@@ -625,6 +660,8 @@ def test_label_smoothing_softens_the_targets_of_the_labeled_reviews(parquet_dir,
     (["--self-distil-start", "member"], "--self-distil-start sets the distillation of --self-distil"),
     (["--self-distil-crops", "1"], "--self-distil-crops sets the distillation of --self-distil"),
     (["--self-distil", "--self-distil-crops", "-1"], "--self-distil-crops must not be negative, got -1"),
+    (["--self-distil-token-dropout", "0.1"], "--self-distil-token-dropout sets the distillation of --self-distil"),
+    (["--self-distil", "--self-distil-token-dropout", "1"], "--self-distil-token-dropout must be in [0, 1), got 1.0"),
     (["--ngram-weight", "-0.1"], "--ngram-weight must be between 0 and 1, got -0.1"),
     (["--ngram-weight", "1.5"], "--ngram-weight must be between 0 and 1, got 1.5"),
 ])
