@@ -223,22 +223,31 @@ def train_round(model, pool, labeled, val, args, seed, desc):
                       token_dropout=args.token_dropout, progress_bar=args.progress, desc=desc)
 
 
-def ensemble_logits(models, ids, progress_bar=False, ngram=None, ngram_weight=0.0):
-    """Log of the models' mean class probabilities on ``ids`` (a single model: its log-softmax); with an
-    ``ngram`` model (``NgramLogisticRegression``), the mean weighs ``1 - ngram_weight`` and its probabilities
-    ``ngram_weight``."""
+def mean_probs(models, ids, progress_bar=False):
+    """The models' mean class probabilities on ``ids``, an ``(N, num_labels)`` tensor."""
     probs = [torch.from_numpy(common.predict_logits(m, ids, progress_bar=progress_bar, desc=f"logits {i + 1}/"
                                                     f"{len(models)}")).softmax(-1) for i, m in enumerate(models)]
-    mean = torch.stack(probs).mean(0)
+    return torch.stack(probs).mean(0)
+
+
+def with_ngram(probs, ids, ngram, ngram_weight):
+    """Class probabilities ``probs`` on ``ids`` weighing ``1 - ngram_weight``, and the ``ngram`` model's
+    (``NgramLogisticRegression``) ``ngram_weight``."""
+    return (1 - ngram_weight) * probs + ngram_weight * torch.from_numpy(ngram.log_probs(ids)).exp()
+
+
+def ensemble_logits(models, ids, progress_bar=False, ngram=None, ngram_weight=0.0):
+    """Log of the models' mean class probabilities on ``ids`` (a single model: its log-softmax), with an
+    ``ngram`` model's mixed in at ``ngram_weight`` (``with_ngram``)."""
+    probs = mean_probs(models, ids, progress_bar)
     if ngram is not None:
-        mean = (1 - ngram_weight) * mean + ngram_weight * torch.from_numpy(ngram.log_probs(ids)).exp()
-    return mean.log().numpy()
+        probs = with_ngram(probs, ids, ngram, ngram_weight)
+    return probs.log().numpy()
 
 
-def ensemble_accuracy(models, ids, labels, ngram=None, ngram_weight=0.0):
-    """Accuracy of ``ensemble_logits`` on ``ids`` with gold ``labels``."""
-    return float((ensemble_logits(models, ids, ngram=ngram, ngram_weight=ngram_weight).argmax(1)
-                  == np.asarray(labels)).mean())
+def accuracy(probs, labels):
+    """Accuracy of class scores ``probs`` (probabilities or logits, ``(N, num_labels)``) against ``labels``."""
+    return float((np.asarray(probs).argmax(1) == np.asarray(labels)).mean())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -608,11 +617,12 @@ def ensemble_step(model, labeled, rounds, args, strategy, seed, pool, val, test,
                           desc=f"{strategy} s{seed} member {k + 1}/{args.ensemble}")
         member_val_acc.append(max(fit["val_acc"]))
     record = {"labels_used": rounds[-1]["labels_used"], "member_val_acc": member_val_acc}
-    ngram = None
+    probs, ngram = mean_probs(members, val.ids), None
     if args.ngram_weight > 0:
         ngram, record["ngram_member"] = ngram_member(pool, labeled, val, len(tokenizer), args.progress)
-        record["transformers_val_acc"] = ensemble_accuracy(members, val.ids, val.labels)
-    record["ensemble_val_acc"] = ensemble_accuracy(members, val.ids, val.labels, ngram, args.ngram_weight)
+        record["transformers_val_acc"] = accuracy(probs, val.labels)
+        probs = with_ngram(probs, val.ids, ngram, args.ngram_weight)
+    record["ensemble_val_acc"] = accuracy(probs, val.labels)
     distil_seed = int(np.random.default_rng([seed, r]).integers(2**31))
     model, fit = self_distil(members, tokenizer, pool, labeled, val, args, distil_seed, vectors, pretrained,
                              desc=f"{strategy} s{seed} self-distil", ngram=ngram)

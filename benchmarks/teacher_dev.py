@@ -125,13 +125,14 @@ def run(args):
     trained = [member(args, tokenizer, pool, dev, order, args.seed + 10_000 * k, vectors, pretrained)
                for k in range(args.ensemble)]
     models, best = [m for m, _ in trained], max(trained[0][1]["val_acc"])
+    probs = training.mean_probs(models, dev.ids) if args.ensemble > 1 or args.ngram_weight > 0 else None
     if args.ensemble > 1:
-        best = training.ensemble_accuracy(models, dev.ids, dev.labels)
+        best = training.accuracy(probs, dev.labels)
         print(f"ensemble of {args.ensemble}: dev accuracy {best:.4f}", flush=True)
     ngram = None
     if args.ngram_weight > 0:
         ngram, record = training.ngram_member(pool, order[:args.labels], dev, len(tokenizer), args.progress)
-        best = training.ensemble_accuracy(models, dev.ids, dev.labels, ngram, args.ngram_weight)
+        best = training.accuracy(training.with_ngram(probs, dev.ids, ngram, args.ngram_weight), dev.labels)
         per_c = " ".join(f"C={c:g} {a:.4f}" for c, a in record["val_acc_per_C"].items())
         print(f"n-gram member: dev accuracy {per_c} ({record['n_features']} features, {record['seconds']:.0f}s); "
               f"with weight {args.ngram_weight:g} in the ensemble: dev accuracy {best:.4f}", flush=True)
