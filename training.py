@@ -488,6 +488,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def check_fractions(args, names, bad):
+    """Call ``bad(message)`` for the first option of ``names`` outside [0, 1)."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) < 1.0:
+            bad(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
+
+
 def check_args(args, pool_size):
     """Every option error, before anything is written."""
     def bad(msg):
@@ -514,9 +521,7 @@ def check_args(args, pool_size):
     if args.pretrain_epochs < 0 or args.pretrain_lr <= 0:
         bad(f"--pretrain-epochs must not be negative and --pretrain-lr must be positive, got "
             f"{args.pretrain_epochs} and {args.pretrain_lr}")
-    for name in ("dropout", "token_dropout", "label_smoothing", "self_distil_token_dropout"):
-        if not 0.0 <= getattr(args, name) < 1.0:
-            bad(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
+    check_fractions(args, ("dropout", "token_dropout", "label_smoothing", "self_distil_token_dropout"), bad)
     common.check_distillation_args(args)
     if args.ensemble < 1:
         bad(f"--ensemble must be at least 1, got {args.ensemble}")

@@ -85,9 +85,7 @@ def parse_args(argv=None):
         p.error(f"--labels must be between 1 and the pool's {POOL_SIZE} reviews, got {args.labels}")
     if not 0.0 <= args.ngram_weight <= 1.0:
         p.error(f"--ngram-weight must be between 0 and 1, got {args.ngram_weight}")
-    for name in ("token_dropout", "self_distil_token_dropout"):
-        if not 0.0 <= getattr(args, name) < 1.0:
-            p.error(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
+    training.check_fractions(args, ("token_dropout", "self_distil_token_dropout"), p.error)
     return args
 
 
