@@ -10,10 +10,8 @@ only (``student_no_kd``): the ablation that shows what distillation bought.
 Writes ``<out-dir>/student/`` (and ``<out-dir>/student_no_kd/``) and one ``results.txt`` line per model.
 
     python origi.py --preset smoke --data ../shared/data/imdb
-    python origi.py --temperature 2 --alpha 0.7     # the previous default: less weight on the teacher
+    python origi.py --temperature 2 --alpha 0.7     # less weight on the teacher
 """
-
-import time
 
 import numpy as np
 import torch
@@ -21,6 +19,12 @@ import torch.nn.functional as F
 
 import common
 import transformer
+from labelless import UserError, store
+from labelless.data import Reviews, data_source, encode_rows, load_imdb
+from labelless.distill import ALPHA, TEMPERATURE, DistillSettings, distil
+from labelless.fit import ModelSettings, TrainSettings, accuracy, fit, new_model, predict_logits
+from labelless.runtime import say
+from labelless.text import encode
 
 PROG = "origi.py"
 
@@ -28,7 +32,8 @@ PROG = "origi.py"
 def parse_args(argv=None):
     p = common.make_parser(PROG, __doc__)
     common.add_common_args(p, subsets=False)
-    common.add_distillation_args(p)
+    p.add_argument("--temperature", type=float, default=TEMPERATURE, help="softmax temperature T")
+    p.add_argument("--alpha", type=float, default=ALPHA, help="weight of the soft (teacher) term")
     p.add_argument("--student-size", choices=list(transformer.SIZES), help="model size of the student")
     p.add_argument("--distill-epochs", type=int, help="epochs, for the student and the baseline alike")
     p.add_argument("--lr", dest="distill_lr", metavar="LR", type=float, help="peak learning rate (one-cycle AdamW)")
@@ -42,56 +47,49 @@ def parse_args(argv=None):
 
 
 def check_args(args):
-    common.check_distillation_args(args)
-    if args.no_distill and (args.temperature != common.TEMPERATURE or args.alpha != common.ALPHA):
-        raise common.UserError("--temperature and --alpha set the distillation, which --no-distill skips: "
-                               "drop them or --no-distill")
+    common.check_range(args, "temperature", 0, low_open=True)
+    common.check_range(args, "alpha", 0, 1)
+    if args.no_distill and (args.temperature != TEMPERATURE or args.alpha != ALPHA):
+        raise UserError("--temperature and --alpha set the distillation, which --no-distill skips: "
+                        "drop them or --no-distill")
     for name in ("distill_epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            raise common.UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.distill_lr <= 0 or not 0.0 <= args.dropout < 1.0:
-        raise common.UserError("--lr must be positive and --dropout in [0, 1)")
+        common.check_range(args, name, 1)
+    if args.distill_lr <= 0:
+        raise UserError(f"--lr must be positive, got {args.distill_lr}")
+    common.check_range(args, "dropout", 0, 1, high_open=True)
 
 
-def load_transfer_data(args, history, tokenizer):
-    """(transfer, val, test) Splits. Transfer labels are -1 except where active learning revealed them."""
-    train, test = common.load_imdb(args.data)
-    pool_index = np.asarray(history["pool_index"])
+def load_transfer_data(data, history, tokenizer, progress_bar):
+    """``(transfer, val, test)`` ``Reviews``. Transfer labels are -1 except where active learning revealed them."""
+    train, test = load_imdb(data)
+    pool_index = np.asarray(history.pool_index)
     pool_texts = train.select(pool_index)["text"] if pool_index.max() < len(train) else None
-    if pool_texts is None or common.fingerprint(pool_index, pool_texts) != history["pool_fingerprint"]:
-        raise common.UserError(f"the IMDB data at {common.data_source(args.data)} is not the data the teacher was "
-                               f"trained on ({history['settings']['data']}): pass that --data")
-    transfer = common.Split(pool_index, common.encode(tokenizer, pool_texts, args.progress), np.full(len(pool_index), -1))
-    revealed = np.asarray(history["revealed_index"])
+    if pool_texts is None or store.fingerprint(pool_index, pool_texts) != history.pool_fingerprint:
+        raise UserError(f"the IMDB data at {data_source(data)} is not the data the teacher was "
+                        f"trained on ({history.settings['data']}): pass that --data")
+    transfer = Reviews(pool_index, encode(tokenizer, pool_texts, progress_bar), np.full(len(pool_index), -1))
+    revealed = np.asarray(history.revealed_index)
     position = {i: n for n, i in enumerate(pool_index)}
     transfer.labels[[position[i] for i in revealed]] = train.select(revealed)["label"]  # only these are read
-    val = common.make_split(train, history["val_index"], tokenizer, args.progress)
-    test = common.make_split(test, history["test_index"], tokenizer, args.progress)
+    val = encode_rows(train, history.val_index, tokenizer, progress_bar)
+    test = encode_rows(test, history.test_index, tokenizer, progress_bar)
     return transfer, val, test
-
-
-def new_student(args, teacher_config, seed):
-    torch.manual_seed(seed)
-    config = transformer.TransformerConfig.from_size(
-        args.student_size, vocab_size=teacher_config.vocab_size, max_len=teacher_config.max_len,
-        pad_token_id=teacher_config.pad_token_id, dropout=args.dropout)
-    return transformer.TransformerClassifier(config)
 
 
 def train_student(args, teacher_config, transfer, teacher_logits, val, device, distill):
     """A student trained with the teacher's soft labels (``distill``) or on revealed labels alone."""
-    model = new_student(args, teacher_config, args.seed).to(device)
-    train = dict(epochs=args.distill_epochs, lr=args.distill_lr, batch_size=args.batch_size, seed=args.seed,
-                 val=(val.ids, val.labels), progress_bar=args.progress, desc="student" if distill else "student_no_kd")
+    model = new_model(ModelSettings(args.student_size, teacher_config.vocab_size, teacher_config.max_len,
+                                    teacher_config.pad_token_id, args.dropout), args.seed).to(device)
+    train = TrainSettings(args.distill_epochs, args.distill_lr, args.batch_size, progress=args.progress)
+    desc = "student" if distill else "student_no_kd"
     if distill:
-        fit = common.distil(model, transfer.ids, teacher_logits, transfer.labels, temperature=args.temperature,
-                            alpha=args.alpha, **train)
-    else:
-        keep = np.flatnonzero(transfer.labels >= 0)
-        labels = torch.from_numpy(transfer.labels[keep]).long().to(device)
-        fit = common.fit(model, [transfer.ids[i] for i in keep],
-                         lambda logits, idx: F.cross_entropy(logits, labels[idx]), **train)
-    return model, fit
+        return model, distil(model, transfer.ids, teacher_logits, transfer.labels,
+                             DistillSettings(args.temperature, args.alpha), train, args.seed,
+                             val=(val.ids, val.labels), desc=desc)
+    keep = np.flatnonzero(transfer.labels >= 0)
+    labels = torch.from_numpy(transfer.labels[keep]).long().to(device)
+    return model, fit(model, [transfer.ids[i] for i in keep], lambda logits, idx: F.cross_entropy(logits, labels[idx]),
+                      train, args.seed, val=(val.ids, val.labels), desc=desc)
 
 
 def size_on_disk(folder):
@@ -109,52 +107,49 @@ def run(args):
     check_args(args)
     device = common.setup(args)
     teacher_dir = args.out_dir / "teacher"
-    teacher, tokenizer, _ = common.load_checkpoint(teacher_dir, "training.py", device, what="teacher")
-    history_file = teacher_dir / "al_history.json"
-    if not history_file.is_file():
-        raise common.UserError(f"no {history_file}: the teacher lacks its active-learning history; "
-                               "run `python training.py` again")
-    history = common.read_json(history_file)
-    transfer, val, test = load_transfer_data(args, history, tokenizer)
+    teacher, tokenizer, _ = store.load_checkpoint(teacher_dir, "training.py", device, what="teacher")
+    history = store.ALHistory.load(teacher_dir)
+    transfer, val, test = load_transfer_data(args.data, history, tokenizer, args.progress)
     n_revealed = int((transfer.labels >= 0).sum())
 
-    start = time.perf_counter()
     # Computed once: the soft targets of every transfer review for all epochs.
-    teacher_logits = common.predict_logits(teacher, transfer.ids, progress_bar=args.progress, desc="teacher logits")
-    teacher_test = common.predict_logits(teacher, test.ids, progress_bar=args.progress).argmax(1)
-    teacher_acc = float((teacher_test == test.labels).mean())
-    common.tqdm.write(f"{PROG}: transfer set {len(transfer)} reviews ({n_revealed} with revealed labels), "
-                      f"teacher logits in {time.perf_counter() - start:.1f}s, teacher test_acc {teacher_acc:.4f}")
+    teacher_logits = predict_logits(teacher, transfer.ids, progress_bar=args.progress, desc="teacher logits")
+    teacher_test_logits = predict_logits(teacher, test.ids, progress_bar=args.progress)
+    teacher_acc, teacher_test = accuracy(teacher_test_logits, test.labels), teacher_test_logits.argmax(1)
+    say(f"{PROG}: transfer set {len(transfer)} reviews ({n_revealed} with revealed labels), "
+        f"teacher test_acc {teacher_acc:.4f}")
 
     variants = [] if args.no_distill else [("student", True)]
     variants += [] if args.skip_baseline else [("student_no_kd", False)]
     rows, results = [], {"teacher_test_acc": teacher_acc}
     for name, distill in variants:
-        model, fit = train_student(args, teacher.config, transfer, teacher_logits, val, device, distill)
-        preds = common.predict_logits(model, test.ids).argmax(1)
-        acc, agreement = float((preds == test.labels).mean()), float((preds == teacher_test).mean())
+        model, history_fit = train_student(args, teacher.config, transfer, teacher_logits, val, device, distill)
+        logits = predict_logits(model, test.ids)
+        acc, agreement = accuracy(logits, test.labels), float((logits.argmax(1) == teacher_test).mean())
         info = {"script": PROG, "distilled": distill, "teacher": str(teacher_dir), "temperature": args.temperature,
-                "alpha": args.alpha, "fit": fit, "test_acc": acc, "seed": args.seed}
-        folder = common.save_checkpoint(model, tokenizer, args.out_dir / name, info)
-        common.append_result(
-            args.results, PROG, model=name, test_acc=acc, val_acc=max(fit["val_acc"]), teacher_test_acc=teacher_acc,
-            agreement=agreement,
-            params=model.num_params(), teacher_params=teacher.num_params(),
-            non_embedding_params=model.num_params(non_embedding=True),
+                "alpha": args.alpha, "fit": history_fit, "test_acc": acc, "seed": args.seed}
+        folder = store.save_checkpoint(model, tokenizer, args.out_dir / name, info)
+        store.append_result(
+            args.results, PROG, model=name, test_acc=acc, val_acc=max(history_fit["val_acc"]),
+            teacher_test_acc=teacher_acc, agreement=agreement, params=model.num_params(),
+            teacher_params=teacher.num_params(), non_embedding_params=model.num_params(non_embedding=True),
             teacher_non_embedding_params=teacher.num_params(non_embedding=True),
             temperature=args.temperature, alpha=args.alpha if distill else 0.0,
-            transfer_size=len(transfer) if distill else n_revealed, labels_used=history["labels_used"],
-            train_seconds=fit["seconds"], epochs=args.distill_epochs, seed=args.seed, preset=args.preset)
+            transfer_size=len(transfer) if distill else n_revealed, labels_used=history.labels_used,
+            train_seconds=history_fit["seconds"], epochs=args.distill_epochs, seed=args.seed, preset=args.preset)
         rows.append((name, acc, agreement, model, size_on_disk(folder)))
         results[name] = {"test_acc": acc, "agreement": agreement, "folder": str(folder)}
+    report(teacher, teacher_acc, teacher_dir, rows)
+    return results
 
+
+def report(teacher, teacher_acc, teacher_dir, rows):
     print(f"\n{'model':<14} {'test acc':>8} {'agree':>6} {'params':>10} {'non-emb':>9} {'disk MB':>8}")
     print(f"{'teacher':<14} {teacher_acc:>8.4f} {'1.0000':>6} {teacher.num_params():>10,} "
           f"{teacher.num_params(non_embedding=True):>9,} {size_on_disk(teacher_dir) / 1e6:>8.2f}")
     for name, acc, agreement, model, disk in rows:
         print(f"{name:<14} {acc:>8.4f} {agreement:>6.4f} {model.num_params():>10,} "
               f"{model.num_params(non_embedding=True):>9,} {disk / 1e6:>8.2f}")
-    return results
 
 
 if __name__ == "__main__":

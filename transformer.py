@@ -3,7 +3,7 @@
 Teacher and student are two sizes of the same classes (see ``SIZES``), after Vaswani et al. 2017,
 "Attention is All You Need": token + learned position embeddings, ``n_layer`` pre-LN encoder blocks
 (multi-head self-attention with a padding mask, feed-forward, residuals), mean pooling over the
-non-pad tokens (optionally mean and max side by side), and a 2-way classification head.
+non-pad tokens, and a 2-way classification head.
 
 It is a Hugging Face model: importing this module registers it with ``AutoConfig`` and
 ``AutoModelForSequenceClassification``, so a saved folder works with ``from_pretrained`` and with
@@ -29,20 +29,13 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 # Named sizes. The student has far fewer non-embedding parameters than the teacher (one thin layer
 # against a deep wide stack) because inference time grows with them, while the embedding lookup is
-# nearly free. ``teacher_wide`` is kept to reproduce the development runs that compared it with
-# ``teacher`` (it lost: benchmarks/teacher_dev_wide*); ``tiny`` exists for tests.
+# nearly free. ``tiny`` exists for tests.
 SIZES = {
     "teacher": dict(n_layer=3, d_model=128, n_head=4, d_ff=512),
-    "teacher_wide": dict(n_layer=3, d_model=192, n_head=6, d_ff=768),
     "student": dict(n_layer=1, d_model=32, n_head=1, d_ff=64),
     "tiny": dict(n_layer=1, d_model=16, n_head=2, d_ff=32),
 }
 
-
-# How the token states become one review vector: their mean, or their mean and their maximum side by
-# side ("concat pooling", Howard & Ruder 2018), so that one strong phrase can decide the verdict.
-# Mean stays the default: concat pooling lost on the development set (benchmarks/teacher_dev_pooling).
-POOLINGS = ("mean", "mean_max")
 
 
 class TransformerConfig(PreTrainedConfig):
@@ -58,15 +51,15 @@ class TransformerConfig(PreTrainedConfig):
         d_ff=128,
         dropout=0.1,
         attn_dropout=0.0,
-        pooling="mean",
         initializer_range=0.02,
         pad_token_id=0,
         **kwargs,
     ):
         if d_model % n_head != 0:
             raise ValueError(f"d_model={d_model} must be divisible by n_head={n_head}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
+        # Folders saved before pooling became fixed name it; any other pooling needs another head.
+        if kwargs.pop("pooling", "mean") != "mean":
+            raise ValueError("this model was saved with a pooling other than mean, which this version cannot run")
         self.vocab_size = vocab_size
         self.max_len = max_len
         self.n_layer = n_layer
@@ -77,7 +70,6 @@ class TransformerConfig(PreTrainedConfig):
         # Off by default: on a CPU, drawing a (B, n_head, T, T) dropout mask costs more than the
         # attention itself, and it forces SDPA off its fused kernel.
         self.attn_dropout = attn_dropout
-        self.pooling = pooling
         self.initializer_range = initializer_range
         kwargs.setdefault("id2label", {0: "neg", 1: "pos"})
         kwargs.setdefault("label2id", {"neg": 0, "pos": 1})
@@ -141,23 +133,6 @@ class EncoderBlock(nn.Module):
         return x  # (B, T, C)
 
 
-class MaskedLMHead(nn.Module):
-    """BERT's pre-training head: predicts the tokens hidden from the encoder from their states, decoding
-    with the token embeddings (tied), so pre-training shapes the very vectors the classifier reads."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.dense = nn.Linear(config.d_model, config.d_model)
-        self.ln = nn.LayerNorm(config.d_model)
-        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
-        nn.init.normal_(self.dense.weight, mean=0.0, std=config.initializer_range)
-        nn.init.zeros_(self.dense.bias)
-
-    def forward(self, h, tok_emb_weight):
-        h = self.ln(F.gelu(self.dense(h)))  # (N, C): the states of the hidden tokens only
-        return F.linear(h, tok_emb_weight, self.bias)  # (N, vocab_size)
-
-
 def keep_last_tokens(input_ids, attention_mask, max_len):
     """Crop each row to its last ``max_len`` real tokens, whatever the padding side.
 
@@ -186,8 +161,7 @@ class TransformerClassifier(PreTrainedModel):
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.d_model)
-        pooled_dim = config.d_model * (2 if config.pooling == "mean_max" else 1)
-        self.head = nn.Linear(pooled_dim, config.num_labels)
+        self.head = nn.Linear(config.d_model, config.num_labels)
         self.post_init()
 
     def _init_weights(self, module):
@@ -231,9 +205,6 @@ class TransformerClassifier(PreTrainedModel):
         x, keep = self.encode(input_ids, attention_mask)  # (B, T, C), (B, T)
         w = keep.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
         pooled = (x * w).sum(1) / w.sum(1).clamp(min=1.0)  # (B, C)
-        if self.config.pooling == "mean_max":
-            peak = x.masked_fill(~keep.unsqueeze(-1), torch.finfo(x.dtype).min).amax(1)  # (B, C)
-            pooled = torch.cat([pooled, peak], dim=-1)  # (B, 2C)
         logits = self.head(pooled)  # (B, num_labels)
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)

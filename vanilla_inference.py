@@ -2,7 +2,7 @@
 
 Measures on a seeded, stratified sample of the IMDB test split, exactly as ``compare_student.py``
 measures the student: the same sample (same fingerprint), the same code
-(``common.benchmark``). Appends one ``results.txt`` line per batch size; if a comparable student
+(``labelless.timing``). Appends one ``results.txt`` line per batch size; if a comparable student
 measurement is there, prints the side-by-side comparison. ``--both`` times the two models alternately
 in this process and reports the median speedup over pairs: the number to quote.
 
@@ -16,15 +16,11 @@ PROG = "vanilla_inference.py"
 
 
 def parse_args(argv=None):
-    p = common.make_parser(PROG, __doc__)
-    common.add_inference_args(p)
-    return p.parse_args(argv)
+    return common.add_inference_args(common.make_parser(PROG, __doc__)).parse_args(argv)
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    with common.user_errors(PROG):
-        return common.run_inference_benchmark(args, "vanilla", PROG)
+    return common.timing_main(parse_args(argv), PROG, "vanilla")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Temperature / alpha sweep of origi.py on an existing teacher (selection by validation accuracy is
 # printed in each run's log; test accuracy is reported, never used to choose).
-#   bash benchmarks/distill_sweep.sh quick benchmarks/quick/checkpoints benchmarks/distill_sweep
+#   bash benchmarks/distill_sweep.sh quick benchmarks/runs/quick/checkpoints benchmarks/runs/distill_sweep
 set -euo pipefail
 preset=${1:?usage: distill_sweep.sh PRESET CHECKPOINTS_DIR OUT_DIR}
 ck=${2:?usage: distill_sweep.sh PRESET CHECKPOINTS_DIR OUT_DIR}

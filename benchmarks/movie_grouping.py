@@ -5,18 +5,16 @@ other movies), and validation accuracy is optimistic.
 The check needs no movie ids: a rare capitalised word (a name, 2-30 reviews in the class) shared by
 two reviews points to one movie. Compare adjacent rows with random pairs, per class.
 
-    python benchmarks/movie_grouping.py --data ../shared/data/imdb
+    python -m benchmarks.movie_grouping --data ../shared/data/imdb
 """
 
 import re
-import sys
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import common  # noqa: E402
+import common
+from labelless.data import LABEL_NAMES, load_imdb
 
 
 def rare_names(texts, low=2, high=30):
@@ -31,11 +29,11 @@ def main(argv=None):
     p.add_argument("--pairs", type=int, default=20000, help="random pairs per class")
     args = p.parse_args(argv)
     with common.user_errors("movie_grouping.py"):
-        train, _ = common.load_imdb(args.data)
+        train, _ = load_imdb(args.data)
     labels = np.asarray(train["label"])
     rng = np.random.default_rng(0)
     out = {}
-    for c, name in enumerate(("neg", "pos")):
+    for c, name in enumerate(LABEL_NAMES):
         rows = np.flatnonzero(labels == c)
         names = rare_names(train.select(rows)["text"])
         adjacent = np.mean([bool(names[i] & names[i + 1]) for i in range(len(names) - 1)])

@@ -1,23 +1,23 @@
 """The bar the teacher is held to: a logistic regression on TF-IDF unigrams and bigrams.
 
-The classic strong baseline for sentiment (Wang & Manning 2012), here ``training.NgramLogisticRegression``
-on the same data split, tokenizer and token ids as ``training.py``'s teacher: trained on as many random
-class-balanced pool labels as the teacher asks for, and on every pool label. C is chosen on the validation
-set (whose labels count, as for the teacher); the test split is read once per model, for the report, and
-chooses nothing. Appends one ``results.txt`` line per model (``model=ngram_baseline``).
+The classic strong baseline for sentiment (Wang & Manning 2012), here ``labelless.ngram`` on the same
+data partition, tokenizer and token ids as ``training.py``'s teacher: trained on as many random
+class-balanced pool labels as the teacher asks for, and on every pool label. C is chosen on the
+validation set (whose labels count, as for the teacher); the test split is read once per model, for the
+report, and chooses nothing. Appends one ``results.txt`` line per model (``model=ngram_baseline``).
 
-    python benchmarks/ngram_baseline.py --preset full --results benchmarks/ngram_baseline/results.txt
-    python benchmarks/ngram_baseline.py --preset quick --labels 2000,8000
+    python -m benchmarks.ngram_baseline --preset full --results benchmarks/runs/ngram_baseline/results.txt
+    python -m benchmarks.ngram_baseline --preset quick --labels 2000,8000
 """
 
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import common  # noqa: E402
-import training  # noqa: E402
+import common
+from labelless import UserError, store
+from labelless.data import DataSettings, encode_rows, load_imdb, partition, stratified_subset
+from labelless.fit import accuracy
+from labelless.ngram import fit_ngram
+from labelless.text import train_tokenizer
 
 PROG = "ngram_baseline.py"
 
@@ -38,7 +38,7 @@ def label_counts(args, pool_size, teacher_asks):
     counts = common.parse_ints(args.labels, "--labels", "2000,8000")
     bad = [n for n in counts if not 2 <= n <= pool_size]
     if not counts or bad:
-        raise common.UserError(f"--labels must be between 2 and the pool's {pool_size} reviews, got {args.labels!r}")
+        raise UserError(f"--labels must be between 2 and the pool's {pool_size} reviews, got {args.labels!r}")
     return counts
 
 
@@ -50,32 +50,30 @@ def main(argv=None):
 
 def run(args):
     common.apply_preset(args)
-    # The teacher's settings for this preset and seed: the same split, tokenizer and label budget.
-    teacher = common.apply_preset(training.parse_args(["--preset", args.preset, "--seed", str(args.seed)]))
-    teacher.data, teacher.max_train_samples, teacher.max_test_samples = (
-        args.data, args.max_train_samples, args.max_test_samples)
+    preset = common.PRESETS[args.preset]  # the teacher's validation size and label budget
     common.setup(args)
-    train, test_split = common.load_imdb(args.data)
-    everything, pool_index, val_index, test_index = training.data_split(teacher, train["label"], test_split["label"])
-    counts = label_counts(args, len(pool_index), teacher.label_budget - teacher.val_size)
+    train, test_split = load_imdb(args.data)
+    part = partition(train["label"], test_split["label"],
+                     DataSettings(args.max_train_samples, args.max_test_samples, preset["val_size"], args.seed))
+    counts = label_counts(args, len(part.pool), preset["label_budget"] - preset["val_size"])
 
     start = time.perf_counter()
-    tokenizer = common.train_tokenizer(train.select(everything)["text"], teacher.vocab_size, teacher.max_len)
-    pool = common.make_split(train, pool_index, tokenizer, args.progress)
-    val = common.make_split(train, val_index, tokenizer, args.progress)
-    test = common.make_split(test_split, test_index, tokenizer, args.progress)
+    tokenizer = train_tokenizer(train.select(part.texts)["text"], preset["vocab_size"], preset["max_len"])
+    pool = encode_rows(train, part.pool, tokenizer, args.progress)
+    val = encode_rows(train, part.val, tokenizer, args.progress)
+    test = encode_rows(test_split, part.test, tokenizer, args.progress)
     print(f"{PROG}: pool {len(pool)}, validation {len(val)}, test {len(test)}, tokenizer + encoding "
           f"{time.perf_counter() - start:.1f}s", flush=True)
 
     rows = []
     for n in counts:
-        labeled = common.stratified_subset(pool.labels, n, args.seed)
-        model, record = training.ngram_member(pool, labeled, val, len(tokenizer), args.progress)
+        labeled = stratified_subset(pool.labels, n, args.seed)
+        model, record = fit_ngram(pool, labeled, val, len(tokenizer), args.progress)
         row = {"pool_labels": n, "labels_used": n + len(val), "C": record["C"], "val_acc": record["val_acc"],
-               "test_acc": model.accuracy(model.features(test.ids), test.labels),
+               "test_acc": accuracy(model.logits(model.features(test.ids)), test.labels),
                "n_features": record["n_features"], "fit_seconds": record["seconds"]}
         rows.append(row)
-        common.append_result(args.results, PROG, model="ngram_baseline", preset=args.preset, **row, seed=args.seed)
+        store.append_result(args.results, PROG, model="ngram_baseline", preset=args.preset, **row, seed=args.seed)
         print(f"{n} pool labels + {len(val)} validation: C={row['C']:g} val_acc={row['val_acc']:.4f} "
               f"test_acc={row['test_acc']:.4f} ({row['n_features']} features, {row['fit_seconds']:.0f}s)", flush=True)
     return {"runs": rows}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the four scripts in order with one preset and report each script's wall time.
-#   bash benchmarks/pipeline.sh quick benchmarks/quick        # -> benchmarks/quick/{results.txt,log.txt}
+#   bash benchmarks/pipeline.sh quick benchmarks/runs/quick        # -> benchmarks/runs/quick/{results.txt,log.txt}
 # Extra arguments go to every script (e.g. --threads 2). Needs IMDB_DATA or network access.
 set -euo pipefail
 preset=${1:?usage: pipeline.sh PRESET OUT_DIR [script args...]}

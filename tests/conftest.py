@@ -1,7 +1,6 @@
 """Shared fixtures: tiny synthetic IMDB copies (parquet and aclImdb layouts) and tiny models."""
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import transformer
+from labelless.text import train_tokenizer
 
-import common  # noqa: E402
-import transformer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 POSITIVE = "great wonderful superb moving brilliant loved masterpiece touching delightful fun".split()
 NEGATIVE = "awful boring terrible waste dull hated mess stupid painful bad".split()
@@ -50,7 +48,7 @@ def parquet_dir(tmp_path):
 @pytest.fixture
 def tiny_model_and_tokenizer():
     texts, _ = make_reviews(60, 0)
-    tok = common.train_tokenizer(texts, vocab_size=200, max_len=32)
+    tok = train_tokenizer(texts, vocab_size=200, max_len=32)
     config = transformer.TransformerConfig.from_size("tiny", vocab_size=len(tok), max_len=32,
                                                      pad_token_id=tok.pad_token_id)
     return transformer.TransformerClassifier(config).eval(), tok

@@ -2,8 +2,10 @@ import pytest
 import torch
 import transformers
 
-import common
 import transformer
+from labelless.data import load_imdb
+from labelless.store import load_checkpoint, save_checkpoint
+from labelless.text import train_tokenizer
 
 
 def batch(tok, texts):
@@ -35,22 +37,11 @@ def test_appended_padding_does_not_change_logits(tiny_model_and_tokenizer):
     assert not torch.allclose(plain, model(torch.cat([ids, junk], 1)).logits, atol=1e-5)  # unmasked, it differs
 
 
-def test_mean_max_pooling_ignores_padding():
-    """The max over time must skip pad positions, even when their states would be the largest."""
-    config = transformer.TransformerConfig.from_size("tiny", vocab_size=50, max_len=16, pooling="mean_max")
-    model = transformer.TransformerClassifier(config).eval()
-    with torch.no_grad():
-        model.tok_emb.weight[10] = 100.0  # a pad position holding token 10 would win every max
-        ids = torch.tensor([[5, 6, 7, 8]])
-        plain = model(ids).logits
-        padded_ids = torch.cat([ids, torch.full((1, 3), 10)], 1)
-        padded = model(padded_ids, attention_mask=torch.tensor([[1, 1, 1, 1, 0, 0, 0]])).logits
-        unmasked = model(padded_ids).logits
-    assert model.head.in_features == 2 * config.d_model
-    torch.testing.assert_close(plain, padded, atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(plain, unmasked, atol=1e-3)
-    with pytest.raises(ValueError, match="unknown pooling"):
-        transformer.TransformerConfig(pooling="sum")
+def test_configs_of_another_pooling_are_refused():
+    """Folders saved before the pooling became fixed name it: mean loads, anything else cannot run here."""
+    assert transformer.TransformerConfig(pooling="mean").to_dict().get("pooling") is None
+    with pytest.raises(ValueError, match="pooling other than mean"):
+        transformer.TransformerConfig(pooling="mean_max")
 
 
 def test_word_order_matters(tiny_model_and_tokenizer):
@@ -93,8 +84,8 @@ def test_sizes_and_param_counts():
 
 def test_save_load_round_trip_gives_identical_logits(tiny_model_and_tokenizer, tmp_path):
     model, tok = tiny_model_and_tokenizer
-    folder = common.save_checkpoint(model, tok, tmp_path / "m", {"script": "test"})
-    loaded, tok2, info = common.load_checkpoint(folder, "test.py")
+    folder = save_checkpoint(model, tok, tmp_path / "m", {"script": "test"})
+    loaded, tok2, info = load_checkpoint(folder, "test.py")
     ids, mask = batch(tok2, ["a great film", "dull"])
     with torch.no_grad():
         assert torch.equal(model(ids, attention_mask=mask).logits, loaded(ids, attention_mask=mask).logits)
@@ -104,7 +95,7 @@ def test_save_load_round_trip_gives_identical_logits(tiny_model_and_tokenizer, t
 
 def test_hf_pipeline_labels_reviews(tiny_model_and_tokenizer, tmp_path):
     model, tok = tiny_model_and_tokenizer
-    folder = common.save_checkpoint(model, tok, tmp_path / "m", {})
+    folder = save_checkpoint(model, tok, tmp_path / "m", {})
     clf = transformers.pipeline("text-classification", model=str(folder), device="cpu")
     texts = ["A great, moving film.<br />Loved it.", "Awful. " * 500]
     out = clf(texts)
@@ -119,12 +110,12 @@ def test_hf_pipeline_labels_reviews(tiny_model_and_tokenizer, tmp_path):
 def test_saved_tiny_model_labels_real_reviews(real_imdb, tmp_path):
     """The issue's check: a tiny model saved with the project's checkpoint function loads with
     ``pipeline`` after ``import transformer`` and labels real IMDB reviews, long ones included."""
-    train, test = common.load_imdb(real_imdb)
+    train, test = load_imdb(real_imdb)
     texts = train.select(range(0, 25000, 250))["text"]
-    tok = common.train_tokenizer(texts, vocab_size=2000, max_len=128)
+    tok = train_tokenizer(texts, vocab_size=2000, max_len=128)
     config = transformer.TransformerConfig.from_size("tiny", vocab_size=len(tok), max_len=128,
                                                      pad_token_id=tok.pad_token_id)
-    folder = common.save_checkpoint(transformer.TransformerClassifier(config), tok, tmp_path / "tiny", {})
+    folder = save_checkpoint(transformer.TransformerClassifier(config), tok, tmp_path / "tiny", {})
     reviews = list(test.select([0, 1, 12500, 24999])["text"]) + [max(test.select(range(2000))["text"], key=len)]
     out = transformers.pipeline("text-classification", model=str(folder), device="cpu")(reviews)
     assert len(out) == 5 and all(r["label"] in {"pos", "neg"} and 0.5 <= r["score"] <= 1 for r in out)

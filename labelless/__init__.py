@@ -1,0 +1,23 @@
+"""The library behind the four scripts, one module per concept.
+
+- ``data``: IMDB from the hub, a parquet folder or an aclImdb folder; stratified subsets and the
+  held-out validation set; a run's partition of the data.
+- ``text``: the WordPiece tokenizer, encoding, length-bucketed batches, padding.
+- ``vectors``: word vectors from unlabeled text, to start the token embeddings from.
+- ``fit``: the model factory, the one training loop, prediction and accuracy.
+- ``distill``: the distillation loss, distilling one teacher or an ensemble.
+- ``strategies``: uncertainty scores, the seed set and the query.
+- ``active``: the active-learning loop and the ensemble step after it.
+- ``curves``: learning curves over seeds, label savings against random, the plot.
+- ``ngram``: the TF-IDF n-gram logistic regression, the bar the Transformers are held to.
+- ``store``: checkpoint folders, JSON, ``results.txt``, the ``al_history.json`` schema.
+- ``timing``: the benchmark both timing scripts run.
+- ``runtime``: seeds, devices, autocast and progress bars.
+
+Nothing here reads ``argparse`` namespaces: the scripts turn their options into the settings
+dataclasses each module defines.
+"""
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad path, option, missing checkpoint): one line, exit code 2."""

@@ -1,0 +1,152 @@
+"""Models made, trained and read: the model factory, the one training loop, prediction and accuracy."""
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import transformer
+
+from .runtime import autocast, progress
+from .text import collate, length_batches
+from .vectors import init_embeddings
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """A model of one of ``transformer.SIZES`` for a tokenizer's vocabulary and length."""
+
+    size: str
+    vocab_size: int
+    max_len: int
+    pad_token_id: int
+    dropout: float
+
+
+def new_model(settings, seed, vectors=None):
+    """A fresh ``TransformerClassifier`` initialised from ``seed``; ``vectors`` (``vectors.word_vectors``)
+    start its token embeddings."""
+    torch.manual_seed(seed)
+    config = transformer.TransformerConfig.from_size(
+        settings.size, vocab_size=settings.vocab_size, max_len=settings.max_len,
+        pad_token_id=settings.pad_token_id, dropout=settings.dropout)
+    model = transformer.TransformerClassifier(config)
+    if vectors is not None:
+        init_embeddings(model, vectors)
+    return model
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """AdamW with a one-cycle schedule: ``epochs`` over the data, peak ``lr``."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    progress: bool = True
+    weight_decay: float = 0.01
+
+
+def fit(model, ids, loss_fn, train, seed, val=None, desc="train"):
+    """Train ``model`` on token ids ``ids`` with ``TrainSettings`` ``train``.
+
+    ``loss_fn(logits, idx)`` gives the loss of a batch, ``idx`` indexing ``ids``. With
+    ``val=(val_ids, val_labels)`` the weights of the best validation epoch are kept (and restored);
+    without it, the last epoch's. Returns a dict: per-epoch train loss and val accuracy, best epoch,
+    seconds.
+    """
+    device = next(model.parameters()).device
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)  # dropout masks: a round is reproducible whatever ran before it
+    lengths = np.array([len(x) for x in ids])
+    steps = train.epochs * math.ceil(len(ids) / train.batch_size)
+    optimizer, schedule = make_optimizer(model.named_parameters(), train.lr, train.weight_decay, steps)
+    history = {"train_loss": [], "val_acc": [], "best_epoch": None}
+    best_acc, best_state = -1.0, None
+    start = time.perf_counter()
+    for epoch in range(train.epochs):
+        model.train()
+        total, count = 0.0, 0
+        bar = progress(length_batches(lengths, train.batch_size, rng), train.progress,
+                       desc=f"{desc} epoch {epoch + 1}/{train.epochs}", leave=False)
+        for idx in bar:
+            input_ids, mask = collate([ids[i] for i in idx], model.config.pad_token_id, device)
+            with autocast(device):
+                logits = model(input_ids, attention_mask=mask).logits
+            loss = loss_fn(logits.float(), idx)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            total, count = total + loss.item() * len(idx), count + len(idx)
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        history["train_loss"].append(total / max(count, 1))
+        if val is not None:
+            acc = evaluate(model, *val)
+            history["val_acc"].append(acc)
+            if acc > best_acc:
+                best_acc, best_state = acc, copy.deepcopy(model.state_dict())
+                history["best_epoch"] = epoch + 1
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        history["best_epoch"] = train.epochs
+    history["seconds"] = time.perf_counter() - start
+    return history
+
+
+def make_optimizer(named_parameters, lr, weight_decay, steps):
+    """AdamW with a one-cycle schedule over ``steps``; biases, norms and embeddings are not decayed."""
+    named = list(named_parameters)
+    decay = [p for n, p in named if p.dim() >= 2 and "emb" not in n]
+    no_decay = [p for n, p in named if p.dim() < 2 or "emb" in n]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(steps))
+
+
+def warmup_linear_decay(steps, warmup_fraction=0.1):
+    """LR factor per step: linear warm-up over the first 10% of steps, then linear decay to 0 (one cycle)."""
+    warmup = max(1, int(warmup_fraction * steps))
+    return lambda step: (step + 1) / warmup if step < warmup else max(0.0, (steps - step) / max(1, steps - warmup))
+
+
+@torch.inference_mode()
+def predict_logits(model, ids, batch_size=128, device=None, progress_bar=False, mc_dropout=False, desc="predict"):
+    """Logits ``(N, num_labels)`` as float32 numpy, in the order of ``ids``.
+
+    ``mc_dropout=True`` keeps dropout active (one Monte Carlo sample per call, for BALD).
+    """
+    device = device or next(model.parameters()).device
+    model.train(mc_dropout)
+    out = np.empty((len(ids), model.config.num_labels), dtype=np.float32)
+    batches = length_batches([len(x) for x in ids], batch_size)
+    for idx in progress(batches, progress_bar, desc=desc, leave=False):
+        input_ids, mask = collate([ids[i] for i in idx], model.config.pad_token_id, device)
+        with autocast(device):
+            logits = model(input_ids, attention_mask=mask).logits
+        out[idx] = logits.float().cpu().numpy()
+    model.eval()
+    return out
+
+
+def mean_probs(models, ids, progress_bar=False):
+    """The models' mean class probabilities on ``ids``, an ``(N, num_labels)`` tensor."""
+    probs = [torch.from_numpy(predict_logits(m, ids, progress_bar=progress_bar, desc=f"logits {i + 1}/{len(models)}"))
+             .softmax(-1) for i, m in enumerate(models)]
+    return torch.stack(probs).mean(0)
+
+
+def accuracy(scores, labels):
+    """Share of rows of ``scores`` (logits or probabilities, ``(N, C)``) whose largest entry is the label;
+    a tie goes to the lower class."""
+    return float((np.asarray(scores).argmax(1) == np.asarray(labels)).mean())
+
+
+def evaluate(model, ids, labels, batch_size=128, progress_bar=False):
+    """Accuracy of ``model`` on token ids ``ids`` with gold ``labels``."""
+    return accuracy(predict_logits(model, ids, batch_size, progress_bar=progress_bar, desc="evaluate"), labels)

@@ -1,0 +1,97 @@
+"""Text to tensors: the WordPiece tokenizer, encoding, length-bucketed batches and padding."""
+
+import numpy as np
+import torch
+
+from .runtime import progress
+
+SPECIAL_TOKENS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
+                  "sep_token": "[SEP]", "mask_token": "[MASK]"}
+N_SPECIAL = len(SPECIAL_TOKENS)  # their ids are 0 .. N_SPECIAL - 1
+
+
+def train_tokenizer(texts, vocab_size, max_len):
+    """A lower-cased WordPiece tokenizer trained on ``texts`` (training texts only; a sequence, read twice).
+
+    The normalizer turns IMDB's ``<br />`` tags into spaces, so training, evaluation and a
+    ``pipeline`` all see the same text. Long reviews keep their end (``truncation_side="left"``):
+    reviews tend to close with the verdict.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    normalizer = normalizers.Sequence([
+        normalizers.Replace(Regex(r"<br\s*/?>"), " "),
+        normalizers.BertNormalizer(lowercase=True, strip_accents=True),
+    ])
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = list(SPECIAL_TOKENS.values())
+    # The trainer numbers each "##" continuation piece when it first meets it while walking a hash
+    # map, and breaks ties between equally frequent merges by those numbers, so the same texts gave
+    # another vocabulary from run to run (huggingface/tokenizers#1794). Handing it every continuation
+    # piece up front, in sorted order, fixes their numbers and so the whole training.
+    chars = set().union(*(normalizer.normalize_str(t) for t in texts))
+    continuations = sorted("##" + c for c in chars if _stays_in_word(pre_tokenizer, c))
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials + continuations,
+                                        show_progress=False)
+    tok = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
+    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+
+    # A fresh tokenizer on the learned vocabulary, numbered in a fixed order, where only the real
+    # special tokens are special (the continuation pieces are ordinary tokens).
+    rest = sorted(set(tok.get_vocab()) - set(specials), key=lambda t: (len(t), t))
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(specials + rest)}, unk_token=SPECIAL_TOKENS["unk_token"]))
+    tok.normalizer, tok.pre_tokenizer, tok.decoder = normalizer, pre_tokenizer, decoders.WordPiece()
+    tok.add_special_tokens(specials)
+    cls, sep = SPECIAL_TOKENS["cls_token"], SPECIAL_TOKENS["sep_token"]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}", special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, model_max_length=max_len, truncation_side="left", padding_side="right",
+        model_input_names=["input_ids", "attention_mask"], **SPECIAL_TOKENS)
+
+
+def _stays_in_word(pre_tokenizer, char):
+    """Whether ``char`` can continue a word (punctuation splits off, whitespace is dropped)."""
+    return [word for word, _ in pre_tokenizer.pre_tokenize_str("a" + char)] == ["a" + char]
+
+
+def encode(tokenizer, texts, progress_bar=True, chunk=2000):
+    """Token ids of each text (truncated to the tokenizer's max length) as int32 arrays."""
+    ids = []
+    for start in progress(range(0, len(texts), chunk), progress_bar, desc="tokenize", leave=False):
+        batch = tokenizer(list(texts[start:start + chunk]), truncation=True)["input_ids"]
+        ids.extend(np.asarray(x, dtype=np.int32) for x in batch)
+    return ids
+
+
+def length_batches(lengths, batch_size, rng=None):
+    """Index batches of similar lengths, so that short reviews are not padded to the longest.
+
+    Without ``rng``: sorted by length (inference). With ``rng``: shuffled, sorted by length within
+    windows of 50 batches, then the batch order shuffled (training keeps its randomness).
+    """
+    lengths = np.asarray(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    order = rng.permutation(len(lengths))
+    window = 50 * batch_size
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = order[start:start + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def collate(ids, pad_id, device="cpu"):
+    """Pad a list of id arrays to their longest: ``(input_ids, attention_mask)``, each ``(B, T)``."""
+    T = max(len(x) for x in ids)
+    input_ids = np.full((len(ids), T), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), T), dtype=np.int64)
+    for row, x in enumerate(ids):
+        input_ids[row, : len(x)] = x
+        mask[row, : len(x)] = 1
+    return torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device)

@@ -1,0 +1,95 @@
+"""The benchmark scripts in process: the n-gram bar on the teacher's partition, teacher_dev's members."""
+
+import pytest
+
+from benchmarks import ngram_baseline, teacher_dev
+from labelless import active
+from labelless.store import read_results
+
+
+def baseline_args(parquet_dir, results, *extra):
+    return ["--preset", "smoke", "--data", str(parquet_dir), "--results", str(results), "--no-progress", *extra]
+
+
+def test_baseline_learns_on_the_teachers_split_and_writes_a_line_per_label_count(parquet_dir, tmp_path):
+    # smoke: 300 training reviews, 60 of them validation, so a pool of 240; its teacher asks 180 - 60 = 120.
+    out = ngram_baseline.main(baseline_args(parquet_dir, tmp_path / "r.txt"))
+    lines = read_results(tmp_path / "r.txt")
+    assert [x["pool_labels"] for x in lines] == [120, 240] and [x["labels_used"] for x in lines] == [180, 300]
+    assert [r["test_acc"] for r in out["runs"]] == [x["test_acc"] for x in lines]
+    assert all(x["model"] == "ngram_baseline" and x["test_acc"] >= 0.9 for x in lines)  # the reviews are learnable
+    few = ngram_baseline.main(baseline_args(parquet_dir, tmp_path / "few.txt", "--labels", "4"))["runs"]
+    assert few[0]["labels_used"] == 64 and few[0]["test_acc"] < lines[-1]["test_acc"]  # labels matter
+
+
+@pytest.mark.parametrize("labels", ["1", "241", "2,x", ""])
+def test_bad_label_counts_exit_2_and_write_nothing(parquet_dir, tmp_path, capsys, labels):
+    with pytest.raises(SystemExit) as e:
+        ngram_baseline.main(baseline_args(parquet_dir, tmp_path / "r.txt", "--labels", labels))
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--labels" in err
+    assert not (tmp_path / "r.txt").exists()
+
+
+@pytest.fixture
+def tiny_dev(monkeypatch, parquet_dir):
+    """teacher_dev.main on a tiny synthetic copy, counting the models it trains."""
+    monkeypatch.setattr(teacher_dev, "DEV_SIZE", 60)
+    monkeypatch.setattr(teacher_dev, "DEV_BLOCK", 10)
+    monkeypatch.setattr(teacher_dev, "POOL_SIZE", 200)
+    trained, real = [], active.train_round
+
+    def counted(model, *args, **kwargs):
+        trained.append(model)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(teacher_dev, "train_round", counted)
+
+    def run(*extra):
+        argv = ["--data", str(parquet_dir), "--labels", "80", "--epochs", "1", "--batch-size", "16",
+                "--vocab-size", "300", "--max-len", "32", "--teacher-size", "tiny", "--lr", "3e-3",
+                "--ensemble", "2", "--no-progress", *extra]
+        trained.clear()
+        return teacher_dev.main(argv)["dev_acc"], len(trained)
+
+    return run
+
+
+def test_members_are_saved_then_loaded_and_give_the_same_distillation(tiny_dev, tmp_path, capsys):
+    fresh, n_fresh = tiny_dev()
+    kept, n_kept = tiny_dev("--members", str(tmp_path / "m"))
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["seed1_member1", "seed1_member10001"]
+    reused, n_reused = tiny_dev("--members", str(tmp_path / "m"))
+    assert (n_fresh, n_kept, n_reused) == (2, 2, 0)  # the third run trains no member
+    assert fresh == kept == reused  # loading the members changes nothing downstream
+    out = capsys.readouterr().out
+    ensembles = [line for line in out.splitlines() if line.startswith("ensemble of 2")]
+    assert len(ensembles) == 3 and len(set(ensembles)) == 1
+    assert out.count("(loaded from") == 2 and out.count("distilled: dev accuracy per epoch") == 3
+
+
+def test_members_of_other_settings_are_refused(tiny_dev, tmp_path, capsys):
+    tiny_dev("--members", str(tmp_path / "m"))
+    before = sorted(p.name for p in (tmp_path / "m").rglob("*"))
+    with pytest.raises(SystemExit) as e:
+        tiny_dev("--members", str(tmp_path / "m"), "--dropout", "0.3")
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "other settings" in err and "--members" in err
+    assert sorted(p.name for p in (tmp_path / "m").rglob("*")) == before
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--labels", "0"], "--labels must be between 1 and 200, got 0"),
+    (["--labels", "201"], "--labels must be between 1 and 200, got 201"),
+    (["--labels", "80", "--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
+])
+def test_bad_options_are_refused_before_anything_is_written(monkeypatch, tmp_path, capsys, extra, message):
+    monkeypatch.setattr(teacher_dev, "POOL_SIZE", 200)
+    with pytest.raises(SystemExit) as e:
+        teacher_dev.main([*extra, "--members", str(tmp_path / "m")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "m").exists()

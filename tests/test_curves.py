@@ -1,0 +1,26 @@
+"""labelless.curves: mean curves over seeds, and the labels a strategy needs to match random."""
+
+import pytest
+
+from labelless.curves import curve_summary, label_savings, plot_curves
+
+
+def test_label_savings():
+    summary = {"random": {"labels_used": [100, 200, 300, 400], "mean": [0.6, 0.7, 0.75, 0.8]},
+               "margin": {"labels_used": [100, 200, 300, 400], "mean": [0.6, 0.78, 0.81, 0.83]}}
+    assert label_savings(summary, "margin") == pytest.approx(300 / 400)
+    summary["margin"]["mean"] = [0.6, 0.7, 0.7, 0.79]
+    assert label_savings(summary, "margin") is None
+
+
+def test_curve_summary_over_seeds_and_plot(tmp_path):
+    def run(strategy, accs):
+        return {"strategy": strategy, "rounds": [{"labels_used": n, "val_acc": a} for n, a in zip((10, 20), accs)]}
+
+    summary = curve_summary([run("margin", (0.6, 0.8)), run("margin", (0.8, 0.8)), run("random", (0.6, 0.7))],
+                            "val_acc")
+    assert list(summary) == ["margin", "random"]
+    assert summary["margin"]["labels_used"] == [10, 20]
+    assert summary["margin"]["mean"] == pytest.approx([0.7, 0.8]) and summary["margin"]["std"] == pytest.approx([0.1, 0])
+    plot_curves(summary, "val_acc", tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 1000 and [p.name for p in tmp_path.iterdir()] == ["curve.png"]

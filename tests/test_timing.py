@@ -1,0 +1,78 @@
+"""labelless.timing: run statistics against a fake clock, the sample, what may be compared."""
+
+import numpy as np
+import pytest
+
+from labelless import timing
+from labelless.data import load_imdb
+
+
+class FakeClock:
+    """Stands in for time.perf_counter: only the fake model's work advances it."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_time_runs_statistics_with_a_model_of_known_cost(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    calls = []
+
+    def fake_model(batch):
+        calls.append(batch)
+        # Warm-up calls are slow (first-call overheads); a timed call costs 1 ms per review.
+        clock.now += 1.0 if len(calls) <= 4 else 0.001 * batch
+
+    batches = [10, 10, 20, 40]  # batch sizes: 80 reviews per run
+    runs = timing.time_runs(fake_model, batches, warmup=1, repeats=3)
+    assert len(calls) == 16  # 1 warm-up run + 3 timed runs, 4 batches each
+    assert runs["run_seconds"] == pytest.approx([0.08, 0.08, 0.08])
+    assert sorted(runs["latencies"]) == pytest.approx(sorted([0.01, 0.01, 0.02, 0.04] * 3))
+    stats = timing.summarise(runs, n_items=80, n_tokens=8000)
+    assert stats["reviews_per_s"] == pytest.approx(1000)
+    assert stats["tokens_per_s"] == pytest.approx(100_000)
+    assert stats["latency_ms_p50"] == pytest.approx(15.0)  # median of 10,10,10,10,10,10,20,20,20,40,40,40
+    assert stats["latency_ms_p95"] == pytest.approx(40.0)
+
+
+def test_throughput_is_the_median_run(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    costs = iter([0.1, 0.5, 0.1, 0.2])  # one run disturbed by another process
+
+    def fake_model(batch):
+        clock.now += next(costs)
+
+    stats = timing.summarise(timing.time_runs(fake_model, [1], warmup=0, repeats=4), n_items=10, n_tokens=10)
+    assert stats["reviews_per_s"] == pytest.approx(10 / 0.15)
+
+
+def test_sample_is_seeded_stratified_and_fingerprinted(parquet_dir):
+    _, test = load_imdb(str(parquet_dir))
+    a = timing.inference_sample(test, 40, seed=1)
+    b = timing.inference_sample(test, 40, seed=1)
+    c = timing.inference_sample(test, 40, seed=2)
+    assert np.array_equal(a[0], b[0]) and a[3] == b[3]
+    assert a[3] != c[3]
+    assert np.bincount(a[2]).tolist() == [20, 20]
+
+
+def test_comparison_refuses_other_data_threads_or_device():
+    base = {"data_fingerprint": "abc", "threads": 2, "device": "cpu", "n_reviews": 100}
+    assert timing.comparable(base, dict(base)) is None
+    assert "other data" in timing.comparable(base, base | {"data_fingerprint": "xyz"})
+    assert "other threads" in timing.comparable(base, base | {"threads": 1})
+    assert "other device" in timing.comparable(base, base | {"device": "cuda"})
+    assert "other sample size" in timing.comparable(base, base | {"n_reviews": 10})
+
+
+def test_latest_run_takes_the_last_measurement_of_a_model():
+    records = [{"model": "student", "run_id": "a", "batch_size": 1}, {"model": "vanilla", "run_id": "b", "batch_size": 1},
+               {"model": "student", "run_id": "c", "batch_size": 1}, {"model": "student", "run_id": "c", "batch_size": 8},
+               {"model": "pair", "run_id": "d"}]
+    assert {bs: r["run_id"] for bs, r in timing.latest_run(records, "student").items()} == {1: "c", 8: "c"}
+    assert timing.latest_run(records, "nobody") is None

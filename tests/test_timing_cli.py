@@ -1,0 +1,68 @@
+"""compare_student.py and vanilla_inference.py in process: the whole pipeline on smoke, refusals."""
+
+import pytest
+
+import compare_student
+import origi
+import training
+import vanilla_inference
+from labelless.store import read_results
+
+
+def args_for(data, ck, results, *extra):
+    return ["--preset", "smoke", "--data", str(data), "--out-dir", str(ck), "--results", str(results),
+            "--no-progress", *extra]
+
+
+@pytest.mark.parametrize("script, folder", [(compare_student, "student"), (vanilla_inference, "teacher")])
+def test_missing_checkpoint_exits_2_and_leaves_results(script, folder, parquet_dir, tmp_path, capsys):
+    results = tmp_path / "results.txt"
+    results.write_text("2026-01-01T00:00:00Z origi.py model=student\n")
+    with pytest.raises(SystemExit) as e:
+        script.main(args_for(parquet_dir, tmp_path / "ck", results))
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"no {'student' if folder == 'student' else 'vanilla'} model at" in err[0]
+    assert str(tmp_path / "ck" / folder) in err[0]
+    assert results.read_text() == "2026-01-01T00:00:00Z origi.py model=student\n"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--batch-sizes", "0,x"], "--batch-sizes takes comma-separated positive integers"),
+    (["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    (["--warmup", "-1"], "--warmup must not be negative, got -1"),
+])
+def test_bad_options(parquet_dir, tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as e:
+        compare_student.main(args_for(parquet_dir, tmp_path, tmp_path / "r.txt", *extra))
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r.txt").exists()
+
+
+def test_whole_pipeline_smoke(parquet_dir, tmp_path, capsys):
+    ck, results = tmp_path / "ck", tmp_path / "results.txt"
+    training.main(args_for(parquet_dir, ck, results))
+    origi.main(args_for(parquet_dir, ck, results, "--skip-baseline"))
+    student = compare_student.main(args_for(parquet_dir, ck, results))
+    assert "not compared: no vanilla measurement" in capsys.readouterr().out
+    vanilla = vanilla_inference.main(args_for(parquet_dir, ck, results))
+    out = capsys.readouterr().out
+    assert vanilla.get("compared") and "student vs vanilla" in out and "end to end" in out
+    records = read_results(results)
+    assert [r["script"] for r in records] == ["training.py", "origi.py"] + ["compare_student.py"] * 2 + \
+        ["vanilla_inference.py"] * 2  # smoke times batch sizes 1 and 8
+    s, v = records[2], records[4]
+    assert s["model"] == "student" and v["model"] == "vanilla"
+    assert s["data_fingerprint"] == v["data_fingerprint"] and s["n_reviews"] == 40
+    assert s["accuracy"] == pytest.approx(student["accuracy"], abs=1e-4)
+    assert s["params"] == records[1]["params"] and v["params"] == records[0]["params"]
+    for key in ("reviews_per_s", "latency_ms_p50", "latency_ms_p95", "e2e_reviews_per_s", "threads", "device"):
+        assert key in s and key in v
+    # A vanilla measurement on other data is not compared.
+    compare_student.main(args_for(parquet_dir, ck, results, "--seed", "2"))
+    assert "not compared: the latest vanilla measurement was measured on other data" in capsys.readouterr().out
+    pair = compare_student.main(args_for(parquet_dir, ck, results, "--both", "--repeats", "2"))
+    assert len(pair["ratios"]["speedup_bs8"]) == 2
+    last = read_results(results)[-1]
+    assert last["model"] == "pair" and last["pairs"] == 2 and last["speedup_bs8"] > 0
