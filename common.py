@@ -148,9 +148,10 @@ def parse_ints(text, flag, example, positive=False):
     return values
 
 
-def check_range(args, name, low, high=None, low_open=False, high_open=False):
+def check_range(args, name, low, high=None, low_open=False, high_open=False, flag=None):
     """The one range check of options: a one-line ``UserError`` if option ``name`` of ``args`` (None: unset,
-    fine) lies outside [low, high], an end excluded where ``*_open``; ``high=None``: no upper end."""
+    fine) lies outside [low, high], an end excluded where ``*_open``; ``high=None``: no upper end. ``flag``:
+    the option's name on the command line, when it is not ``--name``."""
     value = getattr(args, name, None)
     if value is None:
         return
@@ -165,7 +166,7 @@ def check_range(args, name, low, high=None, low_open=False, high_open=False):
     else:
         rule = f"above {low}" if low_open else f"at least {low}"
     verb = "must not be negative" if rule == "not negative" else f"must be {rule}"
-    raise UserError(f"--{name.replace('_', '-')} {verb}, got {value}")
+    raise UserError(f"{flag or '--' + name.replace('_', '-')} {verb}, got {value}")
 
 
 def timing_main(args, prog, name):

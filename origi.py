@@ -54,8 +54,7 @@ def check_args(args):
                         "drop them or --no-distill")
     for name in ("distill_epochs", "batch_size"):
         common.check_range(args, name, 1)
-    if args.distill_lr <= 0:
-        raise UserError(f"--lr must be positive, got {args.distill_lr}")
+    common.check_range(args, "distill_lr", 0, low_open=True, flag="--lr")
     common.check_range(args, "dropout", 0, 1, high_open=True)
 
 
