@@ -17,7 +17,7 @@ from labelless.data import DEFAULT_SOURCE
 from labelless.runtime import choose_device, set_seed
 
 __all__ = ["UserError", "PRESETS", "user_errors", "make_parser", "add_common_args", "add_inference_args",
-           "apply_preset", "setup", "parse_ints", "check_range", "timing_main"]
+           "apply_preset", "setup", "check_outputs", "parse_ints", "check_range", "timing_main"]
 
 # Sizes of each preset. smoke: seconds, for tests. quick: minutes on a 2-core CPU, on a stratified
 # subset of IMDB. full: the whole 25k pool and 25k test split. ``auto`` picks full on a GPU, else quick.
@@ -41,6 +41,9 @@ PRESETS = {
         distill_epochs=4, n_reviews=1000, batch_sizes="1,32,128", warmup=1, repeats=3,
     ),
 }
+
+
+MAX_SEED = 2**32 - 1  # numpy's seeds are unsigned 32-bit integers
 
 
 @contextlib.contextmanager
@@ -125,6 +128,7 @@ def apply_preset(args):
 
 def setup(args):
     """Seed, threads and device from the shared flags; returns the torch device."""
+    check_range(args, "seed", 0, MAX_SEED)
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.progress:
@@ -133,6 +137,15 @@ def setup(args):
         logging.disable_progress_bar()
     set_seed(args.seed)
     return choose_device(args.device)
+
+
+def check_outputs(args, out_dir=True):
+    """``--results`` (and ``--out-dir``) can be written: checked before any work."""
+    from labelless.store import check_writable
+
+    check_writable(args.results, "--results")
+    if out_dir:
+        check_writable(args.out_dir, "--out-dir", folder=True)
 
 
 def parse_ints(text, flag, example, positive=False):
@@ -180,6 +193,7 @@ def timing_main(args, prog, name):
         for key in ("n_reviews", "e2e_batch_size", "repeats"):
             check_range(args, key, 1)
         check_range(args, "warmup", 0)
+        check_outputs(args, out_dir=False)
         device = setup(args)
         settings = TimingSettings(args.out_dir, args.results, args.data, args.seed, args.n_reviews,
                                   tuple(batch_sizes), args.e2e_batch_size, args.warmup, args.repeats, args.both,

@@ -13,6 +13,8 @@ Writes ``<out-dir>/student/`` (and ``<out-dir>/student_no_kd/``) and one ``resul
     python origi.py --temperature 2 --alpha 0.7     # less weight on the teacher
 """
 
+import json
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -104,6 +106,7 @@ def main(argv=None):
 def run(args):
     common.apply_preset(args)
     check_args(args)
+    common.check_outputs(args)
     device = common.setup(args)
     teacher_dir = args.out_dir / "teacher"
     teacher, tokenizer, _ = store.load_checkpoint(teacher_dir, "training.py", device, what="teacher")
@@ -122,24 +125,53 @@ def run(args):
     variants += [] if args.skip_baseline else [("student_no_kd", False)]
     rows, results = [], {"teacher_test_acc": teacher_acc}
     for name, distill in variants:
-        model, history_fit = train_student(args, teacher.config, transfer, teacher_logits, val, device, distill)
-        logits = predict_logits(model, test.ids)
-        acc, agreement = accuracy(logits, test.labels), float((logits.argmax(1) == teacher_test).mean())
-        info = {"script": PROG, "distilled": distill, "teacher": str(teacher_dir), "temperature": args.temperature,
-                "alpha": args.alpha, "fit": history_fit, "test_acc": acc, "seed": args.seed}
-        folder = store.save_checkpoint(model, tokenizer, args.out_dir / name, info)
-        store.append_result(
-            args.results, PROG, model=name, test_acc=acc, val_acc=max(history_fit["val_acc"]),
-            teacher_test_acc=teacher_acc, agreement=agreement, params=model.num_params(),
-            teacher_params=teacher.num_params(), non_embedding_params=model.num_params(non_embedding=True),
-            teacher_non_embedding_params=teacher.num_params(non_embedding=True),
-            temperature=args.temperature, alpha=args.alpha if distill else 0.0,
-            transfer_size=len(transfer) if distill else n_revealed, labels_used=history.labels_used,
-            train_seconds=history_fit["seconds"], epochs=args.distill_epochs, seed=args.seed, preset=args.preset)
-        rows.append((name, acc, agreement, model, size_on_disk(folder)))
-        results[name] = {"test_acc": acc, "agreement": agreement, "folder": str(folder)}
+        folder, run_id = args.out_dir / name, run_key(args, teacher_dir, history, name)
+        info = trained_by(folder, run_id)
+        if info is None:
+            model, fit_history = train_student(args, teacher.config, transfer, teacher_logits, val, device, distill)
+            logits = predict_logits(model, test.ids)
+            acc, agreement = accuracy(logits, test.labels), float((logits.argmax(1) == teacher_test).mean())
+            result = dict(
+                model=name, test_acc=acc, val_acc=max(fit_history["val_acc"]), teacher_test_acc=teacher_acc,
+                agreement=agreement, params=model.num_params(), teacher_params=teacher.num_params(),
+                non_embedding_params=model.num_params(non_embedding=True),
+                teacher_non_embedding_params=teacher.num_params(non_embedding=True),
+                temperature=args.temperature, alpha=args.alpha if distill else 0.0,
+                transfer_size=len(transfer) if distill else n_revealed, labels_used=history.labels_used,
+                train_seconds=fit_history["seconds"], epochs=args.distill_epochs, seed=args.seed, preset=args.preset,
+                run_id=run_id)
+            info = {"script": PROG, "distilled": distill, "teacher": str(teacher_dir), "temperature": args.temperature,
+                    "alpha": args.alpha, "fit": fit_history, "test_acc": acc, "seed": args.seed, "run_id": run_id,
+                    "result": result}
+            store.save_checkpoint(model, tokenizer, folder, info)  # before the results line: no work lost
+        else:
+            model = store.load_checkpoint(folder, PROG, device, what=name)[0]
+            say(f"{PROG}: {folder} was trained by this same command already: reused (delete it to train again)")
+        store.append_results(args.results, PROG, [info["result"]], once=True)
+        rows.append((name, info["result"]["test_acc"], info["result"]["agreement"], model, size_on_disk(folder)))
+        results[name] = {"test_acc": info["result"]["test_acc"], "agreement": info["result"]["agreement"],
+                         "folder": str(folder)}
     report(teacher, teacher_acc, teacher_dir, rows)
     return results
+
+
+def run_key(args, teacher_dir, history, name):
+    """What one model of this script depends on, hashed: the teacher's weights, its data, every setting."""
+    settings = {k: getattr(args, k) for k in ("temperature", "alpha", "student_size", "distill_epochs", "distill_lr",
+                                              "batch_size", "dropout", "seed", "preset")}
+    return store.fingerprint(store.file_digest(teacher_dir / "model.safetensors"), history.pool_fingerprint, name,
+                             json.dumps(settings, sort_keys=True))[:8]
+
+
+def trained_by(folder, run_id):
+    """The info of the model in ``folder`` if this same command (``run_id``) trained it, else None."""
+    store.recover(folder)
+    try:
+        info = store.read_json(folder / store.INFO_FILE)
+    except (OSError, ValueError):
+        return None
+    complete = all((folder / f).is_file() for f in store.CHECKPOINT_FILES)
+    return info if complete and info.get("run_id") == run_id and "result" in info else None
 
 
 def report(teacher, teacher_acc, teacher_dir, rows):

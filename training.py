@@ -16,6 +16,7 @@ one ``results.txt`` line per run.
 """
 
 import time
+import uuid
 
 import numpy as np
 
@@ -106,8 +107,8 @@ def check_args(args, pool_size):
 
 def parse_seeds(args):
     seeds = common.parse_ints(args.seeds or args.seed, "--seeds", "1,2,3")
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise UserError(f"--seeds needs distinct integers, e.g. 1,2,3; got {args.seeds!r}")
+    if not seeds or len(set(seeds)) != len(seeds) or not all(0 <= s <= common.MAX_SEED for s in seeds):
+        raise UserError(f"--seeds needs distinct integers from 0 to {common.MAX_SEED}, e.g. 1,2,3; got {args.seeds!r}")
     return seeds
 
 
@@ -144,14 +145,31 @@ def resumed_tokenizer(args, seeds):
     if args.resume:
         for seed in seeds:
             folder = state_dir(args, args.strategy, seed)
+            store.recover(folder)
             if (folder / "tokenizer.json").is_file():
                 return AutoTokenizer.from_pretrained(folder)
     return None
 
 
+def check_resumable(args, strategies, seeds):
+    """The states ``--resume`` will read can be read: a damaged one is found before any work."""
+    for strategy in strategies:
+        for seed in seeds:
+            folder = state_dir(args, strategy, seed)
+            store.recover(folder)
+            if folder.exists():
+                try:
+                    store.load_checkpoint(folder, PROG)
+                except UserError:
+                    raise UserError(f"cannot --resume {folder}: its saved state is damaged; rerun without --resume "
+                                    "to start that run afresh") from None
+
+
 def resumed_state(args, folder, run_settings, tokenizer, device):
     """``(model, state)`` of the interrupted run saved in ``folder``, or ``(None, None)``; refused if it
     was started with other settings."""
+    if args.resume:
+        store.recover(folder)
     if not (args.resume and folder.exists()):
         return None, None
     model, saved_tokenizer, state = store.load_checkpoint(folder, PROG, device)
@@ -167,6 +185,7 @@ def resumed_state(args, folder, run_settings, tokenizer, device):
                         f"({', '.join(sorted(diff))}); rerun with those or without --resume")
     if "self_distil" in state:  # the ensemble step's record, as earlier versions named it
         state["ensemble_step"] = state.pop("self_distil")
+    state.setdefault("run_id", uuid.uuid4().hex[:8])  # states of earlier versions had none
     say(f"{PROG}: resuming {run_settings['strategy']} seed {run_settings['run_seed']} "
         f"after round {state['rounds'][-1]['round']}")
     return model, state
@@ -195,9 +214,8 @@ def prepare(args, seeds, train, test_split, device):
 
 
 def run_one(args, strategy, seed, data):
-    """One active-learning run, resumed if it was interrupted; appends its results line. Returns
-    ``(teacher, run record)``."""
-    start = time.perf_counter()
+    """One active-learning run, resumed if it was interrupted. Returns ``(teacher, run record, results
+    line)``; the line is kept in the run's saved state, so that a resumed run reports it once."""
     folder = state_dir(args, strategy, seed)
     run_settings = settings(args) | {"strategy": strategy, "run_seed": seed}
     model, state = resumed_state(args, folder, run_settings, data.tokenizer, data.device)
@@ -206,17 +224,22 @@ def run_one(args, strategy, seed, data):
         state = active.initialize(al, seed, data.pool, run_settings)
     model, state = active.learn(al, seed, data, model_settings(args, data.tokenizer), train_settings(args),
                                 folder, state, model)
-    final = state.get("ensemble_step", state["rounds"][-1])
+    if "result" not in state:
+        start = time.perf_counter()
+        final = state.get("ensemble_step", state["rounds"][-1])
+        test_acc = evaluate(model, data.test.ids, data.test.labels)
+        state["result"] = dict(
+            model="teacher", strategy=strategy, labels_used=final["labels_used"], pool_size=len(data.pool),
+            rounds=len(state["rounds"]) - 1, test_acc=test_acc, val_acc=final["val_acc"], params=model.num_params(),
+            train_seconds=state["seconds"] + time.perf_counter() - start, seed=seed, preset=args.preset,
+            retrain="cold", self_distilled="ensemble_step" in state,
+            ensemble=args.ensemble if "ensemble_step" in state else 1, run_id=state["run_id"])
+        store.save_checkpoint(model, data.tokenizer, folder, state)
+    result = state["result"]
     record = {"strategy": strategy, "seed": seed, "rounds": state["rounds"], "ensemble_step": state.get("ensemble_step"),
-              "labeled_index": data.pool.index[state["labeled"]].tolist(),
-              "test_acc": evaluate(model, data.test.ids, data.test.labels), "seconds": time.perf_counter() - start}
-    store.append_result(
-        args.results, PROG, model="teacher", strategy=strategy, labels_used=final["labels_used"],
-        pool_size=len(data.pool), rounds=len(state["rounds"]) - 1, test_acc=record["test_acc"],
-        val_acc=final["val_acc"], params=model.num_params(), train_seconds=record["seconds"], seed=seed,
-        preset=args.preset, retrain="cold", self_distilled="ensemble_step" in state,
-        ensemble=args.ensemble if "ensemble_step" in state else 1)
-    return model, record
+              "labeled_index": data.pool.index[state["labeled"]].tolist(), "test_acc": result["test_acc"],
+              "seconds": result["train_seconds"]}
+    return model, record, result
 
 
 def main(argv=None):
@@ -227,17 +250,21 @@ def main(argv=None):
 
 def run(args):
     common.apply_preset(args)
-    seeds = parse_seeds(args)
+    common.check_outputs(args)
     device = common.setup(args)
+    seeds = parse_seeds(args)
+    strategies = [args.strategy] + (["random"] if args.compare_random and args.strategy != "random" else [])
+    if args.resume:
+        check_resumable(args, strategies, seeds)
     train, test_split = load_imdb(args.data)
     data = prepare(args, seeds, train, test_split, device)
 
-    strategies = [args.strategy] + (["random"] if args.compare_random and args.strategy != "random" else [])
-    runs, teacher = [], None
+    runs, results, teacher = [], [], None
     for strategy in strategies:
         for seed in seeds:
-            model, record = run_one(args, strategy, seed, data)
+            model, record, result = run_one(args, strategy, seed, data)
             runs.append(record)
+            results.append(result)
             if teacher is None:
                 teacher = model
 
@@ -252,12 +279,15 @@ def run(args):
     if "random" in summary and args.strategy != "random":
         history.label_fraction_to_match_random = label_savings(summary, args.strategy)
         history.gain_over_random_at_budget = summary[args.strategy]["mean"][-1] - summary["random"]["mean"][-1]
+    # Saved before the results lines are written: a kill in between loses no work, and the resumed
+    # run writes the lines that are missing, once.
     folder = store.save_checkpoint(teacher, data.tokenizer, args.out_dir / "teacher",
                                    {"script": PROG, "params": teacher.num_params(),
                                     "non_embedding_params": teacher.num_params(non_embedding=True),
-                                    "test_acc": runs[0]["test_acc"], "settings": settings(args)})
-    history.save(folder)
+                                    "test_acc": runs[0]["test_acc"], "settings": settings(args)},
+                                   extra={store.HISTORY_FILE: history.record()})
     plot_curves(summary, metric, args.out_dir / "al_curve.png")
+    store.append_results(args.results, PROG, results, once=True)
     report(args, history, runs, teacher, folder)
     out = {"test_acc": runs[0]["test_acc"], "labels_used": history.labels_used, "teacher_dir": str(folder),
            "summary": summary, "runs": runs}

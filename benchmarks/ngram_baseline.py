@@ -50,6 +50,7 @@ def main(argv=None):
 
 def run(args):
     common.apply_preset(args)
+    common.check_outputs(args, out_dir=False)
     preset = common.PRESETS[args.preset]  # the teacher's validation size and label budget
     common.setup(args)
     train, test_split = load_imdb(args.data)

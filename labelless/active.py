@@ -9,6 +9,7 @@ round and ends with the same labeled set.
 """
 
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -69,9 +70,19 @@ def train_round(model, pool, labeled, val, train, seed, desc):
 
 def initialize(al, seed, pool, settings):
     """A fresh run's state: the seed set labeled, no round yet. ``settings``: what defines the run,
-    saved with every round so that a resume can check it."""
+    saved with every round so that a resume can check it; ``run_id`` names the run in results lines."""
     labeled = seed_set(pool.labels, np.arange(len(pool)), al.initial_labels, np.random.default_rng([seed, 0]))
-    return {"settings": settings, "labeled": labeled.tolist(), "rounds": [], "done": False}
+    return {"settings": settings, "run_id": uuid.uuid4().hex[:8], "labeled": labeled.tolist(), "rounds": [],
+            "done": False, "seconds": 0.0}
+
+
+def save_state(model, tokenizer, folder, state, since):
+    """Save the run's ``model`` and ``state`` to ``folder``, adding the seconds worked ``since`` then (a
+    ``perf_counter`` reading) to the run's total, which so survives interruptions. Returns a new reading."""
+    now = time.perf_counter()
+    state["seconds"] = state.get("seconds", 0.0) + now - since
+    save_checkpoint(model, tokenizer, folder, state)
+    return now
 
 
 def query(model, pool, labeled, k, al, rng, progress_bar):
@@ -86,7 +97,7 @@ def query(model, pool, labeled, k, al, rng, progress_bar):
 def learn(al, seed, data, model_settings, train, folder, state, model=None):
     """Run (or, given a saved ``state`` and its ``model``, resume) one active-learning run; each round
     is saved to ``folder``. Returns ``(teacher, state)``."""
-    labeled = np.asarray(state["labeled"])
+    labeled, since = np.asarray(state["labeled"]), time.perf_counter()
     max_rounds = al.rounds if al.rounds is not None else np.inf
     while not state["done"]:
         r = len(state["rounds"])
@@ -110,7 +121,7 @@ def learn(al, seed, data, model_settings, train, folder, state, model=None):
             state["done"] = True
         state["rounds"].append(record)
         state["labeled"] = labeled.tolist()
-        save_checkpoint(model, data.tokenizer, folder, state)
+        since = save_state(model, data.tokenizer, folder, state, since)
         say(f"{al.strategy} seed {seed} round {r}: labels_used={record['labels_used']} val_acc={record['val_acc']:.4f}"
             + (f" test_acc={record['test_acc']:.4f}" if "test_acc" in record else "")
             + f" seconds={record['train_seconds'] + record.get('query_seconds', 0):.1f}")
@@ -118,7 +129,7 @@ def learn(al, seed, data, model_settings, train, folder, state, model=None):
     if al.ensemble > 1 and "ensemble_step" not in state:
         model, state["ensemble_step"] = ensemble_step(model, labeled, state["rounds"], al, seed, data,
                                                       model_settings, train)
-        save_checkpoint(model, data.tokenizer, folder, state)
+        save_state(model, data.tokenizer, folder, state, since)
     return model, state
 
 

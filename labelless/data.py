@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pyarrow as pa
 
 from . import UserError
 
@@ -99,10 +100,19 @@ def _check_split(ds, where):
         raise UserError(f"{where} lacks column(s) {', '.join(sorted(missing))}: IMDB needs text and label")
     if len(ds) == 0:
         raise UserError(f"{where} is empty: point --data at the full IMDB copy")
+    texts = ds.data.column("text")
+    if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+        raise UserError(f"{where} has {texts.type} in its text column, not strings: fix or re-export the data")
+    if texts.null_count:
+        row = texts.to_pylist().index(None)
+        raise UserError(f"{where} row {row} has no text (null): drop or fill such rows and export the data again")
     labels = np.asarray(ds["label"])
     bad = labels[(labels != 0) & (labels != 1)]
     if bad.size:
         raise UserError(f"{where} has label {bad[0]} outside {{0, 1}} (0 = neg, 1 = pos): fix or re-export the data")
+    if len(np.unique(labels)) < 2:
+        raise UserError(f"{where} holds {LABEL_NAMES[labels[0]]} reviews only: accuracy on one class measures "
+                        "nothing; point --data at a copy with both classes")
     return ds
 
 

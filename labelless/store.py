@@ -31,30 +31,60 @@ CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json", INFO_F
 # Checkpoints
 
 
-def save_checkpoint(model, tokenizer, folder, info):
-    """Write a Hugging Face model folder (config, safetensors, tokenizer, ``training_info.json``).
+def save_checkpoint(model, tokenizer, folder, info, extra=None):
+    """Write a Hugging Face model folder (config, safetensors, tokenizer, ``training_info.json``, and
+    ``extra``: a dict of file name -> object written as JSON beside them).
 
     Atomic: everything goes to a temporary sibling first and is renamed into place only when
-    complete, so an interrupted save leaves the previous checkpoint as it was.
+    complete, so an interrupted save leaves the previous checkpoint as it was. A kill between the two
+    renames leaves it under a temporary name, which ``recover`` puts back at the next start.
     """
     folder = Path(folder)
+    recover(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = _sibling(folder, "tmp")
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        write_json(tmp / INFO_FILE, info)
+        for name, obj in (extra or {}).items():
+            write_json(tmp / name, obj)
+        write_json(tmp / INFO_FILE, info)  # last: a folder with it is complete
         old = None
         if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            old = _sibling(folder, "old")
             folder.rename(old)
         tmp.rename(folder)
         if old is not None:
             shutil.rmtree(old)
     finally:
-        if tmp.exists():
+        if tmp.exists() and (folder.exists() or not _complete(tmp)):
             shutil.rmtree(tmp)
     return folder
+
+
+def recover(folder):
+    """Undo what an interrupted ``save_checkpoint`` left: with no folder under its name, the complete new
+    copy (or else the old one) is renamed into place; every other leftover copy is removed."""
+    folder = Path(folder)
+    if not folder.parent.is_dir():
+        return
+    leftovers = {kind: sorted(folder.parent.glob(f".{folder.name}.{kind}-*"), key=lambda p: p.stat().st_mtime)
+                 for kind in ("tmp", "old")}
+    if not folder.exists():
+        candidates = [p for p in reversed(leftovers["tmp"]) if _complete(p)] + leftovers["old"][::-1]
+        if candidates:
+            candidates[0].rename(folder)
+    for path in leftovers["tmp"] + leftovers["old"]:
+        if path.exists():
+            shutil.rmtree(path)
+
+
+def _sibling(folder, kind):
+    return folder.parent / f".{folder.name}.{kind}-{uuid.uuid4().hex[:8]}"
+
+
+def _complete(folder):
+    return all((folder / f).is_file() for f in CHECKPOINT_FILES)
 
 
 def load_checkpoint(folder, made_by, device="cpu", what="checkpoint"):
@@ -66,14 +96,20 @@ def load_checkpoint(folder, made_by, device="cpu", what="checkpoint"):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     folder = check_checkpoint(folder, made_by, what)
-    model = AutoModelForSequenceClassification.from_pretrained(folder).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    return model, tokenizer, read_json(folder / INFO_FILE)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(folder).to(device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        info = read_json(folder / INFO_FILE)
+    except Exception as e:  # truncated weights, malformed JSON...: each library raises its own types
+        raise UserError(f"cannot read the {what} at {folder} ({type(e).__name__}: {_first_line(e)}): "
+                        f"it is damaged; run `python {made_by}` again") from None
+    return model, tokenizer, info
 
 
 def check_checkpoint(folder, made_by, what="checkpoint"):
     """``folder`` as a Path if it is a complete model folder, else a ``UserError`` naming the fix."""
     folder = Path(folder)
+    recover(folder)
     if not folder.is_dir():
         raise UserError(f"no {what} at {folder}: run `python {made_by}` first (or pass --out-dir)")
     missing = [f for f in CHECKPOINT_FILES if not (folder / f).is_file()]
@@ -83,13 +119,39 @@ def check_checkpoint(folder, made_by, what="checkpoint"):
     return folder
 
 
-# ---------------------------------------------------------------------------------------------
-# JSON
+def _first_line(error):
+    return (str(error).strip().splitlines() or [""])[0][:200]
+
+
+def file_digest(path):
+    """A short SHA-256 of a file's bytes (the identity of a model's weights)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
+
+
+def check_writable(path, flag, folder=False):
+    """A one-line ``UserError`` unless ``path`` (a file, or with ``folder`` a folder) can be written:
+    checked before any work, so that no run ends on a path found bad after hours."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path} is a file, not a folder: pass a folder (it is created if missing)")
+    if not folder and path.is_dir():
+        raise UserError(f"{flag} {path} is a folder, not a file: pass a file in it, e.g. {path / 'results.txt'}")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if existing != path and not existing.is_dir():
+        raise UserError(f"{flag} {path} lies under {existing}, which is a file: pass a path in a folder")
+    if not os.access(existing, os.W_OK | (os.X_OK if existing.is_dir() else 0)):
+        raise UserError(f"{flag} {path} cannot be written ({existing} is not writable): pass a path you can "
+                        "write, or change its permissions")
 
 
 def write_json(path, obj):
-    """Write JSON atomically (temporary file, then rename)."""
+    """Write JSON atomically (temporary file, then rename); temporary files of interrupted writes go."""
     path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        stale.unlink()
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
     os.replace(tmp, path)
@@ -135,18 +197,25 @@ class ALHistory:
     label_fraction_to_match_random: float | None = None
     gain_over_random_at_budget: float | None = None
 
-    def save(self, folder):
+    def record(self):
+        """The JSON object (``save_checkpoint(..., extra={HISTORY_FILE: history.record()})`` writes it)."""
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if self.gain_over_random_at_budget is None:  # no random run to compare with
             del record["label_fraction_to_match_random"], record["gain_over_random_at_budget"]
-        write_json(Path(folder) / HISTORY_FILE, record)
+        return record
+
+    def save(self, folder):
+        write_json(Path(folder) / HISTORY_FILE, self.record())
 
     @classmethod
     def load(cls, folder):
         path = Path(folder) / HISTORY_FILE
         if not path.is_file():
             raise UserError(f"no {path}: the teacher lacks its active-learning history; run `python training.py` again")
-        record = read_json(path)
+        try:
+            record = read_json(path)
+        except ValueError as e:
+            raise UserError(f"cannot read {path} ({_first_line(e)}): it is damaged; run `python training.py` again") from None
         names = [f.name for f in dataclasses.fields(cls)]
         missing = [n for n in names[:13] if n not in record]
         if missing:
@@ -160,27 +229,48 @@ class ALHistory:
 
 
 def append_result(path, script, **metrics):
-    """Append one line ``<UTC time> <script> key=value ...`` to ``path``, under an exclusive lock.
+    """Append one line ``<UTC time> <script> key=value ...`` to ``path`` (``append_results``)."""
+    return append_results(path, script, [metrics])[0]
 
-    Floats get 4 decimals; values must not contain whitespace. Returns the line written.
+
+def append_results(path, script, records, once=False):
+    """Append one line ``<UTC time> <script> key=value ...`` per record (a dict) to ``path``, all in one
+    write under an exclusive lock, so a kill leaves all of them or none. With ``once``, a record whose
+    ``run_id`` and ``model`` already have a line is not written again (a resumed run reports once).
+
+    Floats get 4 decimals; values must not contain whitespace. Returns the lines written.
     """
-    parts = [datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), script]
-    for key, value in metrics.items():
-        if isinstance(value, (float, np.floating)):
-            value = f"{value:.4f}"
-        value = str(value)
-        if not value or re.search(r"\s|=", value) or re.search(r"\s|=", key):
-            raise ValueError(f"results value {key}={value!r} must be non-empty, without whitespace or '='")
-        parts.append(f"{key}={value}")
-    line = " ".join(parts) + "\n"
-    with open(path, "a") as f:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = [" ".join([now, script] + [_field(k, v) for k, v in metrics.items()]) for metrics in records]
+    with open(path, "a+b") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            f.write(line)
-            f.flush()
+            f.seek(0)
+            text = f.read().decode("utf-8", errors="replace")
+            if once:
+                lines = [line for line, r in zip(lines, records) if not _reported(text, r.get("run_id"), r.get("model"))]
+            prefix = "\n" if text and not text.endswith("\n") else ""  # a last line cut short stays alone
+            if lines:
+                f.write((prefix + "".join(line + "\n" for line in lines)).encode())
+                f.flush()
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-    return line.rstrip("\n")
+    return lines
+
+
+def _reported(text, run_id, model):
+    """Whether ``text`` (a results file) has a line of ``run_id`` for ``model``."""
+    fields = (f" run_id={run_id} ", f" model={model} ")
+    return any(all(f in f" {line} " for f in fields) for line in text.splitlines())
+
+
+def _field(key, value):
+    if isinstance(value, (float, np.floating)):
+        value = f"{value:.4f}"
+    value = str(value)
+    if not value or re.search(r"\s|=", value) or re.search(r"\s|=", key):
+        raise ValueError(f"results value {key}={value!r} must be non-empty, without whitespace or '='")
+    return f"{key}={value}"
 
 
 def read_results(path):

@@ -61,9 +61,37 @@ def encode(tokenizer, texts, progress_bar=True, chunk=2000):
     """Token ids of each text (truncated to the tokenizer's max length) as int32 arrays."""
     ids = []
     for start in progress(range(0, len(texts), chunk), progress_bar, desc="tokenize", leave=False):
-        batch = tokenizer(list(texts[start:start + chunk]), truncation=True)["input_ids"]
+        batch = tokenizer(tails(tokenizer, texts[start:start + chunk]), truncation=True)["input_ids"]
         ids.extend(np.asarray(x, dtype=np.int32) for x in batch)
     return ids
+
+
+# Characters kept per token of the tokenizer's max length before a text is cut (IMDB's longest review,
+# ~14k characters, is never cut at 512 tokens), and the tokens a cut may disturb at its start.
+CHARS_PER_TOKEN, CUT_MARGIN = 32, 8
+
+
+def tails(tokenizer, texts):
+    """``texts`` as strings, each cut to a tail that the tokenizer (which keeps a review's last
+    ``model_max_length`` tokens) turns into the very same ids as the whole text: tokenizing a 1 MB
+    review costs about 170 MB, and all but its end is thrown away. A long text is cut at a space
+    ``CHARS_PER_TOKEN`` characters per token from its end, and the cut is taken only when the tail
+    still yields ``CUT_MARGIN`` tokens more than are kept (else twice as long a tail is tried)."""
+    keep = tokenizer.model_max_length
+    out = []
+    for text in texts:
+        limit = CHARS_PER_TOKEN * keep
+        while len(text) > limit:
+            cut = text.rfind(" ", 0, len(text) - limit)
+            if cut < 0:
+                break
+            tail = text[cut + 1:]
+            if len(tokenizer(tail, add_special_tokens=False, verbose=False)["input_ids"]) >= keep + CUT_MARGIN:
+                text = tail
+                break
+            limit *= 2
+        out.append(text)
+    return out
 
 
 def length_batches(lengths, batch_size, rng=None):

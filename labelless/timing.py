@@ -20,8 +20,8 @@ import torch
 from .data import load_imdb, stratified_subset
 from .fit import evaluate
 from .runtime import autocast, progress, say
-from .store import append_result, check_checkpoint, fingerprint, load_checkpoint, read_results
-from .text import collate, encode, length_batches
+from .store import append_result, append_results, check_checkpoint, fingerprint, load_checkpoint, read_results
+from .text import collate, encode, length_batches, tails
 
 # Each timed model: its folder under the output folder, and the script that writes it.
 MODELS = {"student": ("student", "origi.py"), "vanilla": ("teacher", "training.py")}
@@ -112,7 +112,7 @@ def benchmark(model, tokenizer, texts, labels, settings, device):
     @torch.inference_mode()
     def end_to_end(chunk):
         t = time.perf_counter()
-        enc = tokenizer(chunk, truncation=True, padding=True, return_tensors="pt").to(device)
+        enc = tokenizer(tails(tokenizer, chunk), truncation=True, padding=True, return_tensors="pt").to(device)
         t1 = time.perf_counter()
         with autocast(device):
             model(enc["input_ids"], attention_mask=enc["attention_mask"]).logits.argmax(-1).tolist()
@@ -156,8 +156,8 @@ def measure(settings, prog, name, sample, device, run_id):
         size_mb=(folder / "model.safetensors").stat().st_size / 1e6, peak_mem_mb=peak_memory_mb(device),
         threads=torch.get_num_threads(), device=device.type, warmup=settings.warmup, repeats=settings.repeats,
         run_id=run_id)
-    for bs, stats in result["per_batch_size"].items():
-        append_result(settings.results, prog, model=name, batch_size=bs, **stats, **common_fields)
+    append_results(settings.results, prog, [dict(model=name, batch_size=bs, **stats, **common_fields)
+                                            for bs, stats in result["per_batch_size"].items()])
     return result | common_fields
 
 

@@ -1,6 +1,7 @@
 """common.py, the command-line shell: presets, the range check, one-line errors of every script."""
 
 import argparse
+import importlib
 import os
 import subprocess
 import sys
@@ -50,3 +51,16 @@ def test_cli_bad_data_path_is_one_line_exit_2(script, tmp_path):
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert lines[0].startswith(f"{script}: error:")
     assert results.read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("script", ["training", "origi", "compare_student", "vanilla_inference"])
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_seed_out_of_range_is_one_line_in_every_script(script, seed, parquet_dir, tmp_path, capsys):
+    module = importlib.import_module(script)
+    with pytest.raises(SystemExit) as e:
+        module.main(["--preset", "smoke", "--data", str(parquet_dir), "--out-dir", str(tmp_path / "ck"),
+                     "--results", str(tmp_path / "r.txt"), "--seed", seed, "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1
+    assert f"--seed must be between 0 and 4294967295, got {seed}" in err
+    assert not (tmp_path / "r.txt").exists()

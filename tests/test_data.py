@@ -133,3 +133,19 @@ def test_encode_rows_keeps_indices_and_labels(parquet_dir, tiny_model_and_tokeni
     assert len(reviews) == 3 and reviews.index.tolist() == [3, 160, 7]
     assert reviews.labels.tolist() == [train["label"][i] for i in (3, 160, 7)]
     assert reviews.ids[1].tolist() == tok(train["text"][160], truncation=True)["input_ids"]
+
+
+@pytest.mark.parametrize("texts, message", [
+    (["a good film", None, "bad"], r"\(train\) row 1 has no text \(null\)"),
+    ([1.5, 2.5, 3.5], r"\(train\) has double in its text column, not strings"),
+])
+def test_reviews_without_text_are_refused(parquet_dir, texts, message):
+    pq.write_table(pa.table({"text": texts, "label": [0, 1, 0]}), parquet_dir / "train.parquet")
+    with pytest.raises(UserError, match=message):
+        load_imdb(str(parquet_dir))
+
+
+def test_a_split_of_one_class_is_refused(parquet_dir):
+    pq.write_table(pa.table({"text": ["a", "b"], "label": [1, 1]}), parquet_dir / "test.parquet")
+    with pytest.raises(UserError, match=r"\(test\) holds pos reviews only: accuracy on one class measures nothing"):
+        load_imdb(str(parquet_dir))

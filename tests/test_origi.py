@@ -1,5 +1,7 @@
 """origi.py in process: students written, unrevealed labels never read, bad input refused."""
 
+import shutil
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -7,6 +9,7 @@ import pytest
 
 import origi
 import training
+from labelless import store
 from labelless.store import load_checkpoint, read_json, read_results
 
 
@@ -48,8 +51,10 @@ def test_unrevealed_labels_are_never_read(parquet_dir, teacher, tmp_path):
     labels = np.array(table["label"].to_pylist())
     labels[hidden] = 1 - labels[hidden]  # corrupt every label active learning did not reveal
     pq.write_table(pa.table({"text": table["text"], "label": labels}), parquet_dir / "train.parquet")
+    shutil.rmtree(teacher / "student")  # trained again, not reused
     after = origi.main(run_args(parquet_dir, teacher, tmp_path / "b.txt", "--skip-baseline"))
     assert after == before
+    assert read_results(tmp_path / "a.txt")[0]["run_id"] == read_results(tmp_path / "b.txt")[0]["run_id"]
 
 
 def test_missing_teacher_exits_2_and_leaves_results_alone(tmp_path, parquet_dir, capsys):
@@ -94,4 +99,34 @@ def test_a_teacher_without_its_history_is_refused(parquet_dir, teacher, tmp_path
     with pytest.raises(SystemExit) as e:
         origi.main(run_args(parquet_dir, teacher, tmp_path / "r.txt"))
     assert e.value.code == 2 and "lacks its active-learning history" in capsys.readouterr().err
+    assert not (tmp_path / "r.txt").exists()
+
+
+def test_a_kill_after_the_first_students_line_leaves_one_line_per_model(parquet_dir, teacher, tmp_path, monkeypatch):
+    results, real_append = tmp_path / "r.txt", store.append_results
+
+    def killed_after_one(*args, **kwargs):
+        real_append(*args, **kwargs)
+        raise KeyboardInterrupt  # after the student's line, before student_no_kd is trained
+
+    monkeypatch.setattr(store, "append_results", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        origi.main(run_args(parquet_dir, teacher, results))
+    monkeypatch.undo()
+    student = (teacher / "student" / "model.safetensors").read_bytes()
+    out = origi.main(run_args(parquet_dir, teacher, results))  # the same command again
+    assert [r["model"] for r in read_results(results)] == ["student", "student_no_kd"]
+    assert (teacher / "student" / "model.safetensors").read_bytes() == student  # reused, not trained twice
+    assert out["student"]["test_acc"] == pytest.approx(read_results(results)[0]["test_acc"], abs=1e-4)
+    origi.main(run_args(parquet_dir, teacher, results))  # and once more: still one line per model
+    assert len(read_results(results)) == 2
+
+
+def test_a_damaged_teacher_is_one_line(parquet_dir, teacher, tmp_path, capsys):
+    weights = teacher / "teacher" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:2000])
+    with pytest.raises(SystemExit) as e:
+        origi.main(run_args(parquet_dir, teacher, tmp_path / "r.txt"))
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "cannot read the teacher at" in err
     assert not (tmp_path / "r.txt").exists()

@@ -11,8 +11,8 @@ import transformers
 
 from labelless import UserError
 from labelless.data import load_imdb
-from labelless.store import (HISTORY_FILE, ALHistory, append_result, fingerprint, load_checkpoint, read_json,
-                             read_results, save_checkpoint)
+from labelless.store import (HISTORY_FILE, ALHistory, append_result, append_results, check_writable, fingerprint,
+                             load_checkpoint, read_json, read_results, save_checkpoint)
 
 OLD_CHECKPOINT = Path(__file__).parent / "data" / "checkpoint_6e1d09b"
 
@@ -137,3 +137,92 @@ def test_history_of_an_older_version_loads_or_names_the_fix(tmp_path):
         ALHistory.load(tmp_path)
     with pytest.raises(UserError, match="no .*al_history.json: .*run `python training.py` again"):
         ALHistory.load(tmp_path / "absent")
+
+
+def leftovers(parent):
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def test_a_kill_between_the_two_renames_is_recovered_at_the_next_start(tiny_model_and_tokenizer, tmp_path,
+                                                                      monkeypatch):
+    model, tok = tiny_model_and_tokenizer
+    folder = save_checkpoint(model, tok, tmp_path / "teacher", {"version": 1})
+    real_rename, calls = Path.rename, []
+
+    def killed_at_the_second_rename(self, target):
+        calls.append(target)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the old folder is out of the way, the new one not yet in
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", killed_at_the_second_rename)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(model, tok, folder, {"version": 2})
+    monkeypatch.undo()
+    assert not folder.exists() and len(leftovers(tmp_path)) == 2  # what the kill left
+    _, _, info = load_checkpoint(folder, "training.py")  # the complete new copy is put in place
+    assert info == {"version": 2} and leftovers(tmp_path) == []
+
+
+def test_recovery_after_a_hard_kill_takes_a_complete_copy_only(tiny_model_and_tokenizer, tmp_path):
+    model, tok = tiny_model_and_tokenizer
+    folder = save_checkpoint(model, tok, tmp_path / "teacher", {"version": 1})
+    # As a SIGKILL between the renames leaves it: the old folder renamed, a new copy missing its last file.
+    folder.rename(tmp_path / ".teacher.old-aaaa")
+    half = save_checkpoint(model, tok, tmp_path / "half", {"version": 2})
+    (half / "training_info.json").unlink()
+    half.rename(tmp_path / ".teacher.tmp-bbbb")
+    _, _, info = load_checkpoint(folder, "training.py")
+    assert info == {"version": 1} and leftovers(tmp_path) == []
+    # Leftovers beside a folder that is in place are removed too.
+    (tmp_path / ".teacher.tmp-cccc").mkdir()
+    save_checkpoint(model, tok, folder, {"version": 3})
+    assert leftovers(tmp_path) == [] and read_json(folder / "training_info.json") == {"version": 3}
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "malformed info"])
+def test_a_damaged_checkpoint_is_one_line_naming_the_fix(tiny_model_and_tokenizer, tmp_path, damage):
+    model, tok = tiny_model_and_tokenizer
+    folder = save_checkpoint(model, tok, tmp_path / "student", {"version": 1})
+    if damage == "truncated weights":
+        weights = folder / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
+    else:
+        (folder / "training_info.json").write_text('{"version": ')
+    with pytest.raises(UserError) as e:
+        load_checkpoint(folder, "origi.py", what="student")
+    assert str(e.value).startswith(f"cannot read the student at {folder}") and "run `python origi.py` again" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_a_results_file_whose_last_line_lacks_its_newline_keeps_it_apart(tmp_path):
+    path = tmp_path / "results.txt"
+    path.write_text("2026-01-01T00:00:00Z training.py model=teacher test_acc=0.5")  # cut short by a kill
+    append_results(path, "origi.py", [{"model": "student"}, {"model": "student_no_kd"}])
+    assert [r["model"] for r in read_results(path)] == ["teacher", "student", "student_no_kd"]
+
+
+def test_a_run_reports_once(tmp_path):
+    path = tmp_path / "results.txt"
+    assert len(append_results(path, "training.py", [{"model": "teacher", "run_id": "ab12"}], once=True)) == 1
+    assert append_results(path, "training.py", [{"model": "teacher", "run_id": "ab12"}], once=True) == []
+    append_results(path, "training.py", [{"model": "teacher", "run_id": "ab12"}, {"model": "teacher", "run_id": "cd"}],
+                   once=True)
+    assert [r["run_id"] for r in read_results(path)] == ["ab12", "cd"]
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    check_writable(tmp_path / "new" / "deeper" / "results.txt", "--results")  # folders are created later
+    check_writable(tmp_path / "new_out", "--out-dir", folder=True)
+    for path, flag, folder, message in (
+            (tmp_path / "folder", "--results", False, "is a folder, not a file"),
+            (tmp_path / "file", "--out-dir", True, "is a file, not a folder"),
+            (tmp_path / "file" / "results.txt", "--results", False, "which is a file")):
+        with pytest.raises(UserError, match=message):
+            check_writable(path, flag, folder)
+    monkeypatch.setattr("os.access", lambda path, mode: False)  # as a user without write permission
+    with pytest.raises(UserError, match=r"--results .* cannot be written \(.* is not writable\)"):
+        check_writable(tmp_path / "folder" / "results.txt", "--results")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]  # nothing created

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import make_reviews
 
-from labelless.text import SPECIAL_TOKENS, collate, encode, length_batches, train_tokenizer
+from labelless.text import SPECIAL_TOKENS, collate, encode, length_batches, tails, train_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +95,19 @@ def test_collate_pads_and_masks():
     ids, mask = collate([np.array([5, 6, 7]), np.array([8])], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_long_reviews_are_cut_to_a_tail_that_gives_the_same_ids(tokenizer):
+    """A 1 MB review is not tokenized whole (about 170 MB and 0.7 s): only a tail long enough to give
+    the very ids the whole text gives."""
+    words = make_reviews(40, 3)[0]
+    huge = " ".join(words * 150)
+    assert len(huge) > 1_000_000
+    (tail,) = tails(tokenizer, [huge])
+    assert len(tail) < 10_000 and huge.endswith(tail)
+    whole = tokenizer([huge], truncation=True)["input_ids"][0]
+    assert encode(tokenizer, [huge], progress_bar=False)[0].tolist() == whole
+    for text in words[:5] + ["a" * 100_000, "x " * 40 + "<br />" * 5000]:  # short, unsplittable, tag-heavy
+        (kept,) = tails(tokenizer, [text])
+        assert tokenizer(kept, truncation=True)["input_ids"] == tokenizer(text, truncation=True)["input_ids"]
+    assert tails(tokenizer, words[:3]) == words[:3]  # normal reviews are left alone

@@ -6,6 +6,7 @@ import compare_student
 import origi
 import training
 import vanilla_inference
+from labelless import timing
 from labelless.store import read_results
 
 
@@ -66,3 +67,31 @@ def test_whole_pipeline_smoke(parquet_dir, tmp_path, capsys):
     assert len(pair["ratios"]["speedup_bs8"]) == 2
     last = read_results(results)[-1]
     assert last["model"] == "pair" and last["pairs"] == 2 and last["speedup_bs8"] > 0
+
+
+def test_a_damaged_student_is_one_line(parquet_dir, tmp_path, capsys):
+    ck, results = tmp_path / "ck", tmp_path / "results.txt"
+    training.main(args_for(parquet_dir, ck, results))
+    origi.main(args_for(parquet_dir, ck, results, "--skip-baseline"))
+    weights = ck / "student" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:3000])
+    before = results.read_text()
+    with pytest.raises(SystemExit) as e:
+        compare_student.main(args_for(parquet_dir, ck, results))
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "cannot read the student model at" in err
+    assert results.read_text() == before
+
+
+def test_a_measurement_writes_all_its_lines_at_once(parquet_dir, tmp_path, monkeypatch):
+    ck, results = tmp_path / "ck", tmp_path / "results.txt"
+    training.main(args_for(parquet_dir, ck, results))
+    writes, real = [], timing.append_results
+
+    def recording(path, script, records, *args, **kwargs):
+        writes.append(len(records))
+        return real(path, script, records, *args, **kwargs)
+
+    monkeypatch.setattr(timing, "append_results", recording)
+    vanilla_inference.main(args_for(parquet_dir, ck, results))
+    assert writes == [2]  # batch sizes 1 and 8 in one write: a kill leaves both lines or none

@@ -1,16 +1,20 @@
 """training.py in process: a whole run, resume after a kill, the ensemble step, bad options."""
 
 import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
-import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import ROOT
 
 import training
-from labelless import active, strategies
+from labelless import active, store, strategies
 from labelless.data import load_imdb
 from labelless.store import load_checkpoint, read_json, read_results
 
@@ -154,3 +158,136 @@ def test_help_lists_at_most_30_options():
     out = subprocess.run([sys.executable, str(ROOT / "training.py"), "--help"], capture_output=True, text=True).stdout
     options = [line for line in out.splitlines() if line.startswith("  -")]  # continuation lines are indented more
     assert 20 < len(options) <= 30
+
+
+# --- no lost work, no tracebacks ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag, path, message", [
+    ("--out-dir", "a_file", "--out-dir {tmp}/a_file is a file, not a folder"),
+    ("--results", "a_folder", "--results {tmp}/a_folder is a folder, not a file"),
+    ("--results", "a_file/results.txt", "which is a file"),
+    ("--results", "a_folder/results.txt", "cannot be written"),  # with os.access saying no, as for a user
+])
+def test_bad_output_paths_fail_before_any_work(parquet_dir, tmp_path, monkeypatch, capsys, flag, path, message):
+    (tmp_path / "a_file").write_text("keep me")
+    (tmp_path / "a_folder").mkdir()
+    if message == "cannot be written":
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != tmp_path / "a_folder" and real_access(p, mode))
+    monkeypatch.setattr(training, "train_tokenizer", None)  # nothing may be trained
+    args = smoke_args(parquet_dir, tmp_path)
+    args[args.index(flag) + 1] = str(tmp_path / path)
+    with pytest.raises(SystemExit) as e:
+        training.main(args)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and message.format(tmp=tmp_path) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder", "imdb"]
+    assert (tmp_path / "a_file").read_text() == "keep me" and not any((tmp_path / "a_folder").iterdir())
+
+
+@pytest.mark.parametrize("when", ["after the results lines", "before the results lines"])
+def test_a_kill_around_the_report_leaves_one_line_per_run_after_resume(parquet_dir, tmp_path, monkeypatch, when):
+    real_append = store.append_results
+
+    def killed(*args, **kwargs):
+        if when == "after the results lines":
+            real_append(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "append_results", killed)
+    with pytest.raises(KeyboardInterrupt):
+        training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--compare-random"))
+    monkeypatch.undo()
+    assert (tmp_path / "ck" / "teacher" / "al_history.json").is_file()  # saved before the report
+    out = training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--compare-random", "--resume"))
+    records = read_results(tmp_path / "results.txt")
+    assert [r["strategy"] for r in records] == ["margin", "random"]  # one line per run, in order
+    assert records[0]["test_acc"] == pytest.approx(out["test_acc"], abs=1e-4)
+
+
+def test_a_resumed_run_records_the_whole_runs_time(parquet_dir, tmp_path, monkeypatch):
+    real_round, calls = active.train_round, []
+
+    def slow_then_killed(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed during the third round
+        time.sleep(0.5)  # the first two rounds take at least a second together
+        return real_round(*args, **kwargs)
+
+    monkeypatch.setattr(active, "train_round", slow_then_killed)
+    with pytest.raises(KeyboardInterrupt):
+        training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1"))
+    monkeypatch.undo()
+    training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--resume"))
+    (record,) = read_results(tmp_path / "results.txt")
+    assert record["train_seconds"] >= 1.0
+
+
+def test_resume_after_a_kill_between_the_renames_of_a_save(parquet_dir, tmp_path, monkeypatch, capsys):
+    one = ("--threads", "1")
+    reference = training.main(smoke_args(parquet_dir, tmp_path / "a", *one))["runs"][0]["labeled_index"]
+    real_rename, renames = Path.rename, []
+
+    def killed(self, target):
+        renames.append(Path(target).name)
+        if len(renames) > 1 and renames[-1] == "margin_seed1" and ".old-" in renames[-2]:
+            raise KeyboardInterrupt  # the second save of the state, between its two renames
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", killed)
+    with pytest.raises(KeyboardInterrupt):
+        training.main(smoke_args(parquet_dir, tmp_path / "b", *one))
+    monkeypatch.undo()
+    state = tmp_path / "b" / "ck" / "al_state"
+    assert not (state / "margin_seed1").exists()  # the real name is gone: the save was cut in two
+    capsys.readouterr()
+    resumed = training.main(smoke_args(parquet_dir, tmp_path / "b", "--resume", *one))
+    assert "resuming margin seed 1 after round 1" in capsys.readouterr().out  # not a silent restart
+    assert resumed["runs"][0]["labeled_index"] == reference
+    assert sorted(p.name for p in state.iterdir()) == ["margin_seed1"]  # no leftovers
+
+
+@pytest.mark.parametrize("damage", ["weights", "info"])
+def test_a_damaged_state_under_resume_is_one_line(parquet_dir, tmp_path, monkeypatch, capsys, damage):
+    training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1"))
+    folder = tmp_path / "ck" / "al_state" / "margin_seed1"
+    if damage == "weights":
+        (folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes()[:500])
+    else:
+        (folder / "training_info.json").write_text("{")
+    before = (tmp_path / "results.txt").read_text()
+    monkeypatch.setattr(training, "train_tokenizer", None)  # found before any work
+    with pytest.raises(SystemExit) as e:
+        training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--resume"))
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1
+    assert err.endswith(f"cannot --resume {folder}: its saved state is damaged; rerun without --resume to start that "
+                        "run afresh")
+    assert (tmp_path / "results.txt").read_text() == before
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
+    (["--seed", "4294967296"], "--seed must be between 0 and 4294967295, got 4294967296"),
+    (["--seeds", "1,-2"], "--seeds needs distinct integers from 0 to 4294967295"),
+])
+def test_seeds_out_of_range_are_one_line(parquet_dir, tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as e:
+        training.main(smoke_args(parquet_dir, tmp_path, *extra))
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and message in err
+    assert list(tmp_path.iterdir()) == [parquet_dir]
+
+
+def test_reviews_without_text_are_one_line(parquet_dir, tmp_path, capsys):
+    table = pq.read_table(parquet_dir / "train.parquet")
+    texts = table["text"].to_pylist()
+    texts[7] = None
+    pq.write_table(pa.table({"text": texts, "label": table["label"]}), parquet_dir / "train.parquet")
+    with pytest.raises(SystemExit) as e:
+        training.main(smoke_args(parquet_dir, tmp_path))
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.endswith("(train) row 7 has no text (null): drop or fill such rows and export "
+                                              "the data again")
