@@ -14,6 +14,7 @@ import torch
 
 from labelless import UserError
 from labelless.data import DEFAULT_SOURCE
+from labelless.export import ONNX_FILES
 from labelless.runtime import choose_device, set_seed
 
 __all__ = ["UserError", "PRESETS", "user_errors", "make_parser", "add_common_args", "add_inference_args",
@@ -43,6 +44,8 @@ PRESETS = {
 }
 
 
+RUNTIMES = ("torch", *ONNX_FILES)
+DEFAULT_RUNTIME = "torch"
 MAX_SEED = 2**32 - 1  # numpy's seeds are unsigned 32-bit integers
 
 
@@ -110,7 +113,9 @@ def add_inference_args(parser):
     parser.add_argument("--warmup", type=int, help="untimed runs before the timed ones")
     parser.add_argument("--repeats", type=int, help="timed runs (one run = every review once)")
     parser.add_argument("--both", action="store_true",
-                        help="time student and vanilla alternately in this process; quote the median ratio")
+                        help="time the student, vanilla and the bar in turn in this process; quote the median ratios")
+    parser.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=RUNTIMES,
+                        help="what runs the two Transformers: torch, or ONNX Runtime on model.onnx or model.int8.onnx")
     return parser
 
 
@@ -197,5 +202,5 @@ def timing_main(args, prog, name):
         device = setup(args)
         settings = TimingSettings(args.out_dir, args.results, args.data, args.seed, args.n_reviews,
                                   tuple(batch_sizes), args.e2e_batch_size, args.warmup, args.repeats, args.both,
-                                  args.progress)
+                                  args.progress, args.runtime)
         return run_timing(settings, name, prog, device)

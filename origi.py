@@ -143,7 +143,7 @@ def run(args):
             info = {"script": PROG, "distilled": distill, "teacher": str(teacher_dir), "temperature": args.temperature,
                     "alpha": args.alpha, "fit": fit_history, "test_acc": acc, "seed": args.seed, "run_id": run_id,
                     "result": result}
-            store.save_checkpoint(model, tokenizer, folder, info)  # before the results line: no work lost
+            store.save_checkpoint(model, tokenizer, folder, info, onnx=True)  # before the results line: no work lost
         else:
             model = store.load_checkpoint(folder, PROG, device, what=name)[0]
             say(f"{PROG}: {folder} was trained by this same command already: reused (delete it to train again)")

@@ -26,7 +26,8 @@ from labelless import UserError, active, store
 from labelless.active import ALData, ALSettings
 from labelless.curves import curve_summary, label_savings, plot_curves
 from labelless.data import DataSettings, data_source, encode_rows, load_imdb, partition
-from labelless.fit import ModelSettings, TrainSettings, evaluate
+from labelless.bar import fit_bar
+from labelless.fit import ModelSettings, TrainSettings, accuracy, evaluate
 from labelless.runtime import say
 from labelless.strategies import STRATEGIES
 from labelless.text import train_tokenizer
@@ -285,9 +286,10 @@ def run(args):
                                    {"script": PROG, "params": teacher.num_params(),
                                     "non_embedding_params": teacher.num_params(non_embedding=True),
                                     "test_acc": runs[0]["test_acc"], "settings": settings(args)},
-                                   extra={store.HISTORY_FILE: history.record()})
+                                   extra={store.HISTORY_FILE: history.record()}, onnx=True)
     plot_curves(summary, metric, args.out_dir / "al_curve.png")
-    store.append_results(args.results, PROG, results, once=True)
+    bar = the_bar(args, train, test_split, data, history, results[0]["run_id"])
+    store.append_results(args.results, PROG, results + [bar], once=True)
     report(args, history, runs, teacher, folder)
     out = {"test_acc": runs[0]["test_acc"], "labels_used": history.labels_used, "teacher_dir": str(folder),
            "summary": summary, "runs": runs}
@@ -295,6 +297,22 @@ def run(args):
         out |= {"label_fraction_to_match_random": history.label_fraction_to_match_random,
                 "gain_over_random_at_budget": history.gain_over_random_at_budget}
     return out
+
+
+def the_bar(args, train, test_split, data, history, run_id):
+    """The bar fitted on the teacher's revealed labels, C chosen on the same validation set, saved to
+    ``<out-dir>/bar/``; returns its results line (``model=bar``)."""
+    revealed = np.asarray(history.revealed_index)
+    bar = fit_bar(train.select(revealed)["text"], np.asarray(train.select(revealed)["label"]),
+                  train.select(data.val.index)["text"], data.val.labels, args.progress)
+    test_acc = accuracy(bar.logits(test_split.select(data.test.index)["text"]), data.test.labels)
+    bar.info |= {"script": PROG, "test_acc": test_acc, "labels_used": history.labels_used}
+    bar.save(args.out_dir / "bar")
+    say(f"{PROG}: the bar (TF-IDF logistic regression) on the same {len(revealed)} revealed labels: "
+        f"val_acc={bar.info['val_acc']:.4f} test_acc={test_acc:.4f} (C={bar.info['C']:g})")
+    return dict(model="bar", labels_used=history.labels_used, test_acc=test_acc, val_acc=bar.info["val_acc"],
+                C=bar.info["C"], n_features=bar.info["n_features"], train_seconds=bar.info["seconds"], seed=args.seed,
+                preset=args.preset, run_id=run_id)
 
 
 def report(args, history, runs, teacher, folder):

@@ -1,8 +1,8 @@
-"""The bar the teacher is held to: a logistic regression on TF-IDF unigrams and bigrams.
+"""The bar the teacher is held to, with random labels: a logistic regression on TF-IDF unigrams and bigrams.
 
-The classic strong baseline for sentiment (Wang & Manning 2012), here ``labelless.ngram`` on the same
-data partition, tokenizer and token ids as ``training.py``'s teacher: trained on as many random
-class-balanced pool labels as the teacher asks for, and on every pool label. C is chosen on the
+``labelless.bar`` (scikit-learn, on the raw review text) on the same data partition as ``training.py``'s
+teacher, trained on as many random class-balanced pool labels as the teacher asks for, and on every pool
+label (``training.py`` fits the same bar on the labels its active learning revealed). C is chosen on the
 validation set (whose labels count, as for the teacher); the test split is read once per model, for the
 report, and chooses nothing. Appends one ``results.txt`` line per model (``model=ngram_baseline``).
 
@@ -10,14 +10,13 @@ report, and chooses nothing. Appends one ``results.txt`` line per model (``model
     python -m benchmarks.ngram_baseline --preset quick --labels 2000,8000
 """
 
-import time
+import numpy as np
 
 import common
 from labelless import UserError, store
-from labelless.data import DataSettings, encode_rows, load_imdb, partition, stratified_subset
+from labelless.bar import fit_bar
+from labelless.data import DataSettings, load_imdb, partition, stratified_subset
 from labelless.fit import accuracy
-from labelless.ngram import fit_ngram
-from labelless.text import train_tokenizer
 
 PROG = "ngram_baseline.py"
 
@@ -58,24 +57,19 @@ def run(args):
                      DataSettings(args.max_train_samples, args.max_test_samples, preset["val_size"], args.seed))
     counts = label_counts(args, len(part.pool), preset["label_budget"] - preset["val_size"])
 
-    start = time.perf_counter()
-    tokenizer = train_tokenizer(train.select(part.texts)["text"], preset["vocab_size"], preset["max_len"])
-    pool = encode_rows(train, part.pool, tokenizer, args.progress)
-    val = encode_rows(train, part.val, tokenizer, args.progress)
-    test = encode_rows(test_split, part.test, tokenizer, args.progress)
-    print(f"{PROG}: pool {len(pool)}, validation {len(val)}, test {len(test)}, tokenizer + encoding "
-          f"{time.perf_counter() - start:.1f}s", flush=True)
-
+    labels = np.asarray(train["label"])
+    val_texts, test_texts = train.select(part.val)["text"], test_split.select(part.test)["text"]
+    print(f"{PROG}: pool {len(part.pool)}, validation {len(part.val)}, test {len(part.test)}", flush=True)
     rows = []
     for n in counts:
-        labeled = stratified_subset(pool.labels, n, args.seed)
-        model, record = fit_ngram(pool, labeled, val, len(tokenizer), args.progress)
-        row = {"pool_labels": n, "labels_used": n + len(val), "C": record["C"], "val_acc": record["val_acc"],
-               "test_acc": accuracy(model.logits(model.features(test.ids)), test.labels),
-               "n_features": record["n_features"], "fit_seconds": record["seconds"]}
+        labeled = part.pool[stratified_subset(labels[part.pool], n, args.seed)]
+        bar = fit_bar(train.select(labeled)["text"], labels[labeled], val_texts, labels[part.val], args.progress)
+        row = {"pool_labels": n, "labels_used": n + len(part.val), "C": bar.info["C"], "val_acc": bar.info["val_acc"],
+               "test_acc": accuracy(bar.logits(test_texts), np.asarray(test_split["label"])[part.test]),
+               "n_features": bar.info["n_features"], "fit_seconds": bar.info["seconds"]}
         rows.append(row)
         store.append_result(args.results, PROG, model="ngram_baseline", preset=args.preset, **row, seed=args.seed)
-        print(f"{n} pool labels + {len(val)} validation: C={row['C']:g} val_acc={row['val_acc']:.4f} "
+        print(f"{n} pool labels + {len(part.val)} validation: C={row['C']:g} val_acc={row['val_acc']:.4f} "
               f"test_acc={row['test_acc']:.4f} ({row['n_features']} features, {row['fit_seconds']:.0f}s)", flush=True)
     return {"runs": rows}
 

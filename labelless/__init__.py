@@ -9,7 +9,9 @@
 - ``strategies``: uncertainty scores, the seed set and the query.
 - ``active``: the active-learning loop and the ensemble step after it.
 - ``curves``: learning curves over seeds, label savings against random, the plot.
-- ``ngram``: the TF-IDF n-gram logistic regression, the bar the Transformers are held to.
+- ``bar``: the TF-IDF n-gram logistic regression (scikit-learn), the bar the Transformers are held to.
+- ``export``: ONNX copies of a model (fp32 and int8) for ONNX Runtime.
+- ``serve``: raw text in, labels out, by torch, ONNX Runtime or the bar: the path the timing measures.
 - ``store``: checkpoint folders, JSON, ``results.txt``, the ``al_history.json`` schema.
 - ``timing``: the benchmark both timing scripts run.
 - ``runtime``: seeds, devices, autocast and progress bars.

@@ -6,6 +6,7 @@ previous file or folder as it was. Checkpoints are Hugging Face folders: config,
 tokenizer, and ``training_info.json``; never a pickle.
 """
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -31,24 +32,36 @@ CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json", INFO_F
 # Checkpoints
 
 
-def save_checkpoint(model, tokenizer, folder, info, extra=None):
+def save_checkpoint(model, tokenizer, folder, info, extra=None, onnx=False):
     """Write a Hugging Face model folder (config, safetensors, tokenizer, ``training_info.json``, and
-    ``extra``: a dict of file name -> object written as JSON beside them).
+    ``extra``: a dict of file name -> object written as JSON beside them), atomically (``atomic_folder``).
+    With ``onnx``, ONNX Runtime copies of the model too (``export.export_onnx``)."""
+    with atomic_folder(folder) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if onnx:
+            from .export import export_onnx
 
-    Atomic: everything goes to a temporary sibling first and is renamed into place only when
-    complete, so an interrupted save leaves the previous checkpoint as it was. A kill between the two
-    renames leaves it under a temporary name, which ``recover`` puts back at the next start.
-    """
+            export_onnx(model, tmp)
+        for name, obj in (extra or {}).items():
+            write_json(tmp / name, obj)
+        write_json(tmp / INFO_FILE, info)
+    return Path(folder)
+
+
+@contextlib.contextmanager
+def atomic_folder(folder):
+    """Yield a temporary sibling of ``folder`` to write into, which replaces ``folder`` only when the
+    block ends without error; ``training_info.json`` must be written last (it marks a copy complete).
+    An interrupted write leaves the previous folder as it was; a kill between the two renames leaves it
+    under a temporary name, which ``recover`` puts back at the next start."""
     folder = Path(folder)
     recover(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = _sibling(folder, "tmp")
+    tmp.mkdir()
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        for name, obj in (extra or {}).items():
-            write_json(tmp / name, obj)
-        write_json(tmp / INFO_FILE, info)  # last: a folder with it is complete
+        yield tmp
         old = None
         if folder.exists():
             old = _sibling(folder, "old")
@@ -59,11 +72,10 @@ def save_checkpoint(model, tokenizer, folder, info, extra=None):
     finally:
         if tmp.exists() and (folder.exists() or not _complete(tmp)):
             shutil.rmtree(tmp)
-    return folder
 
 
 def recover(folder):
-    """Undo what an interrupted ``save_checkpoint`` left: with no folder under its name, the complete new
+    """Undo what an interrupted ``atomic_folder`` left: with no folder under its name, the complete new
     copy (or else the old one) is renamed into place; every other leftover copy is removed."""
     folder = Path(folder)
     if not folder.parent.is_dir():
@@ -84,7 +96,7 @@ def _sibling(folder, kind):
 
 
 def _complete(folder):
-    return all((folder / f).is_file() for f in CHECKPOINT_FILES)
+    return (folder / INFO_FILE).is_file()
 
 
 def load_checkpoint(folder, made_by, device="cpu", what="checkpoint"):

@@ -1,11 +1,13 @@
 """The benchmark both timing scripts run: accuracy, model-only and end-to-end speed, size.
 
-On a seeded, stratified sample of the test split whose fingerprint is recorded: accuracy; model-only
-throughput and p50/p95 latency per batch size (inputs tokenized beforehand); end-to-end throughput
-from raw text (tokenization share reported); parameters, weights size, peak memory. Each model gets
-one ``results.txt`` line per batch size; two measurements are compared only when they share data,
-threads and device. ``both`` times the two models alternately (A B A B ...) and reports the median of
-the per-pair ratios, the number to quote on a shared machine.
+On a seeded, stratified sample of the test split whose fingerprint is recorded, for each model (the
+student, the vanilla teacher, the bar): accuracy; model-only throughput and p50/p95 latency per batch
+size (inputs prepared beforehand); end-to-end throughput from raw text (``serve.Served.predict``, the
+share spent tokenizing reported) and end-to-end latency one review at a time, the number a web
+service sees; parameters, weights size, peak memory. Each model gets one ``results.txt`` line per
+batch size; measurements are compared only when they share data, threads, device and (between the two
+Transformers) runtime. ``both`` times the models alternately (A B C A B C ...) and reports the median
+of the per-round ratios, the number to quote on a shared machine.
 """
 
 import dataclasses
@@ -18,19 +20,19 @@ import numpy as np
 import torch
 
 from .data import load_imdb, stratified_subset
-from .fit import evaluate
-from .runtime import autocast, progress, say
-from .store import append_result, append_results, check_checkpoint, fingerprint, load_checkpoint, read_results
-from .text import collate, encode, length_batches, tails
+from .runtime import progress, say
+from .serve import ServedBar, ServedTransformer
+from .store import append_results, check_checkpoint, fingerprint, read_results
+from .text import length_batches
 
 # Each timed model: its folder under the output folder, and the script that writes it.
-MODELS = {"student": ("student", "origi.py"), "vanilla": ("teacher", "training.py")}
+MODELS = {"student": ("student", "origi.py"), "vanilla": ("teacher", "training.py"), "bar": ("bar", "training.py")}
 SCRIPTS = {"student": "compare_student.py", "vanilla": "vanilla_inference.py"}
 
 
 @dataclass(frozen=True)
 class TimingSettings:
-    """What a timing run measures, on which sample, how often, and where it reads and writes."""
+    """What a timing run measures, on which sample, how often, with which runtime, where it reads and writes."""
 
     out_dir: Path
     results: Path
@@ -43,6 +45,7 @@ class TimingSettings:
     repeats: int = 3
     both: bool = False
     progress: bool = True
+    runtime: str = "torch"
 
 
 def time_runs(run_batch, batches, warmup, repeats, sync=None, progress_bar=False, desc="time"):
@@ -83,47 +86,32 @@ def inference_sample(test, n, seed):
     return index, texts, labels, fingerprint(index, texts)
 
 
-def benchmark(model, tokenizer, texts, labels, settings, device):
-    """Accuracy, model-only speed per batch size, end-to-end speed and size of one model."""
+def benchmark(served, texts, labels, settings, device):
+    """Accuracy, model-only speed per batch size, end-to-end speed and latency of one ``Served`` model."""
     sync = torch.cuda.synchronize if device.type == "cuda" else None
-    ids = encode(tokenizer, texts, progress_bar=False)
-    n_tokens = sum(len(x) for x in ids)
-    model.eval()
-    out = {"accuracy": evaluate(model, ids, labels), "per_batch_size": {}}
-
-    @torch.inference_mode()
-    def model_only(batch):
-        with autocast(device):
-            model(*batch)
-
+    texts = list(texts)
+    inputs = served.inputs(texts)
+    lengths = served.lengths(inputs)
+    n_tokens = int(np.sum(lengths))
+    out = {"accuracy": float((served.predict(texts) == np.asarray(labels)).mean()), "per_batch_size": {}}
     for bs in settings.batch_sizes:
-        # Inputs tokenized and padded beforehand: this times the model alone.
-        batches = [collate([ids[i] for i in b], model.config.pad_token_id, device)
-                   for b in length_batches([len(x) for x in ids], bs)]
-        timing = time_runs(model_only, batches, settings.warmup, settings.repeats, sync, settings.progress,
-                           f"batch {bs}")
-        out["per_batch_size"][bs] = summarise(timing, len(ids), n_tokens)
+        # Inputs prepared (tokenized, or vectorized) beforehand: this times the model alone.
+        batches = [served.batch(inputs, b) for b in length_batches(lengths, bs)]
+        timing = time_runs(served.scores, batches, settings.warmup, settings.repeats, sync, settings.progress,
+                           f"{served.runtime} batch {bs}")
+        out["per_batch_size"][bs] = summarise(timing, len(texts), n_tokens)
 
-    # End to end: raw text in, label out, in the order users send it, tokenization included.
+    # End to end: raw text in, labels out, in the order users send it, in batches and one at a time.
     size = settings.e2e_batch_size
-    chunks = [list(texts[i:i + size]) for i in range(0, len(texts), size)]
-    split = {"tokenize": 0.0, "model": 0.0}
-
-    @torch.inference_mode()
-    def end_to_end(chunk):
-        t = time.perf_counter()
-        enc = tokenizer(tails(tokenizer, chunk), truncation=True, padding=True, return_tensors="pt").to(device)
-        t1 = time.perf_counter()
-        with autocast(device):
-            model(enc["input_ids"], attention_mask=enc["attention_mask"]).logits.argmax(-1).tolist()
-        split["tokenize"] += t1 - t
-        split["model"] += time.perf_counter() - t1
-
-    time_runs(end_to_end, chunks, settings.warmup, 0, sync)  # warm-up, kept out of the split too
-    split.update(tokenize=0.0, model=0.0)
-    timing = time_runs(end_to_end, chunks, 0, settings.repeats, sync, settings.progress, "end to end")
+    chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
+    time_runs(served.predict, chunks, settings.warmup, 0, sync)  # warm-up, kept out of the clock too
+    served.clock.update(prepare=0.0, model=0.0)
+    timing = time_runs(served.predict, chunks, 0, settings.repeats, sync, settings.progress, "end to end")
     out["e2e_reviews_per_s"] = summarise(timing, len(texts), n_tokens)["reviews_per_s"]
-    out["e2e_tokenize_share"] = split["tokenize"] / (split["tokenize"] + split["model"])
+    out["e2e_tokenize_share"] = served.clock["prepare"] / (served.clock["prepare"] + served.clock["model"])
+    timing = time_runs(served.predict, [[t] for t in texts], 0, settings.repeats, sync, settings.progress, "one by one")
+    one = summarise(timing, len(texts), n_tokens)
+    out["e2e_latency_ms_p50"], out["e2e_latency_ms_p95"] = one["latency_ms_p50"], one["latency_ms_p95"]
     return out
 
 
@@ -135,36 +123,37 @@ def peak_memory_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def load_model(settings, name, device):
-    """``(model, tokenizer, folder)`` of the timed model ``name`` (student or vanilla)."""
+def load_served(settings, name, device):
+    """The timed model ``name`` (student, vanilla or bar) as a ``Served`` model."""
     folder_name, made_by = MODELS[name]
     folder = settings.out_dir / folder_name
-    model, tokenizer, _ = load_checkpoint(folder, made_by, device, what=f"{name} model")
-    return model, tokenizer, folder
+    if name == "bar":
+        return ServedBar(folder)
+    return ServedTransformer(folder, settings.runtime, device, made_by, what=f"{name} model")
 
 
-def measure(settings, prog, name, sample, device, run_id):
-    """Load model ``name``, benchmark it on ``sample`` (``inference_sample``), append its results lines."""
+def measure(settings, name, sample, device, run_id):
+    """Benchmark model ``name`` on ``sample`` (``inference_sample``); returns its results lines' fields by
+    batch size, and the measurement."""
     _, texts, labels, data_fp = sample
-    model, tokenizer, folder = load_model(settings, name, device)
-    result = benchmark(model, tokenizer, texts, labels, settings, device)
-    common_fields = dict(
-        accuracy=result["accuracy"], n_reviews=len(texts), data_fingerprint=data_fp,
+    served = load_served(settings, name, device)
+    result = benchmark(served, texts, labels, settings, device)
+    params, non_embedding, size_mb = served.size()
+    fields = dict(
+        runtime=served.runtime, accuracy=result["accuracy"], n_reviews=len(texts), data_fingerprint=data_fp,
         e2e_reviews_per_s=result["e2e_reviews_per_s"], e2e_batch_size=settings.e2e_batch_size,
-        e2e_tokenize_share=result["e2e_tokenize_share"], params=model.num_params(),
-        non_embedding_params=model.num_params(non_embedding=True),
-        size_mb=(folder / "model.safetensors").stat().st_size / 1e6, peak_mem_mb=peak_memory_mb(device),
-        threads=torch.get_num_threads(), device=device.type, warmup=settings.warmup, repeats=settings.repeats,
-        run_id=run_id)
-    append_results(settings.results, prog, [dict(model=name, batch_size=bs, **stats, **common_fields)
-                                            for bs, stats in result["per_batch_size"].items()])
-    return result | common_fields
+        e2e_tokenize_share=result["e2e_tokenize_share"], e2e_latency_ms_p50=result["e2e_latency_ms_p50"],
+        e2e_latency_ms_p95=result["e2e_latency_ms_p95"], params=params, non_embedding_params=non_embedding,
+        size_mb=size_mb, peak_mem_mb=peak_memory_mb(device), threads=torch.get_num_threads(), device=device.type,
+        warmup=settings.warmup, repeats=settings.repeats, run_id=run_id)
+    lines = [dict(model=name, batch_size=bs, **stats, **fields) for bs, stats in result["per_batch_size"].items()]
+    return lines, result | fields
 
 
-def comparable(a, b):
+def comparable(a, b, same_runtime=True):
     """Why two measurements cannot be compared, or None when they can."""
-    for key, what in (("data_fingerprint", "data"), ("threads", "threads"), ("device", "device"),
-                      ("n_reviews", "sample size")):
+    keys = (("data_fingerprint", "data"), ("threads", "threads"), ("device", "device"), ("n_reviews", "sample size"))
+    for key, what in keys + ((("runtime", "runtime"),) if same_runtime else ()):
         if a.get(key) != b.get(key):
             return f"measured on other {what} ({key} {a.get(key)} vs {b.get(key)})"
     return None
@@ -179,93 +168,121 @@ def latest_run(records, model):
     return {r["batch_size"]: r for r in mine if r["run_id"] == run_id}
 
 
-def comparison_table(student, vanilla):
-    """Lines of the side-by-side table from two runs (dicts batch_size -> record)."""
-    any_s, any_v = next(iter(student.values())), next(iter(vanilla.values()))
-    lines = [f"{'batch':>6} {'student rev/s':>14} {'vanilla rev/s':>14} {'speedup':>8} "
-             f"{'p50 ms s/v':>16} {'latency speedup':>16}"]
-    for bs in sorted(set(student) & set(vanilla)):
-        s, v = student[bs], vanilla[bs]
-        lines.append(f"{bs:>6} {s['reviews_per_s']:>14.1f} {v['reviews_per_s']:>14.1f} "
-                     f"{s['reviews_per_s'] / v['reviews_per_s']:>7.1f}x "
-                     f"{s['latency_ms_p50']:>7.2f}/{v['latency_ms_p50']:<8.2f} "
-                     f"{v['latency_ms_p50'] / s['latency_ms_p50']:>15.1f}x")
-    lines.append(f"end to end (batch {any_s['e2e_batch_size']}): student {any_s['e2e_reviews_per_s']:.1f} rev/s, "
-                 f"vanilla {any_v['e2e_reviews_per_s']:.1f} rev/s, "
-                 f"speedup {any_s['e2e_reviews_per_s'] / any_v['e2e_reviews_per_s']:.1f}x "
-                 f"(tokenization {any_s['e2e_tokenize_share']:.0%} of the student's time, "
-                 f"{any_v['e2e_tokenize_share']:.0%} of vanilla's)")
-    lines.append(f"accuracy: student {any_s['accuracy']:.4f}, vanilla {any_v['accuracy']:.4f}, "
-                 f"difference {100 * (any_s['accuracy'] - any_v['accuracy']):+.2f} points")
-    lines.append(f"size: params {any_s['params']:,} vs {any_v['params']:,} "
-                 f"(non-embedding {any_s['non_embedding_params']:,} vs {any_v['non_embedding_params']:,}: "
-                 f"1/{any_v['non_embedding_params'] / any_s['non_embedding_params']:.0f}), "
-                 f"weights {any_s['size_mb']:.2f} MB vs {any_v['size_mb']:.2f} MB")
+def comparison_table(runs):
+    """Lines of the side-by-side table of measurements ``runs`` (model name -> {batch_size: record}),
+    the student's speed against each other model's."""
+    names = list(runs)
+    first = {name: next(iter(lines.values())) for name, lines in runs.items()}
+    others = [n for n in names if n != "student"]
+    lines = [f"{'':<26}" + "".join(f"{n + ' (' + first[n]['runtime'] + ')':>22}" for n in names)
+             + "".join(f"{'student/' + n:>16}" for n in others)]
+
+    def row(label, values, higher_is_faster=True):
+        ratios = [values["student"] / values[n] if higher_is_faster else values[n] / values["student"] for n in others]
+        return (f"{label:<26}" + "".join(f"{values[n]:>22,.1f}" for n in names)
+                + "".join(f"{r:>15.1f}x" for r in ratios))
+
+    for bs in sorted(set.intersection(*(set(lines) for lines in runs.values()))):
+        lines.append(row(f"model only, batch {bs} rev/s", {n: runs[n][bs]["reviews_per_s"] for n in names}))
+    lines.append(row(f"end to end, batch {first['student']['e2e_batch_size']} rev/s",
+                     {n: first[n]["e2e_reviews_per_s"] for n in names}))
+    lines.append(row("end to end, one review, p50 ms", {n: first[n]["e2e_latency_ms_p50"] for n in names}, False))
+    lines.append(row("end to end, one review, p95 ms", {n: first[n]["e2e_latency_ms_p95"] for n in names}, False))
+    lines.append(f"{'accuracy':<26}" + "".join(f"{first[n]['accuracy']:>22.4f}" for n in names))
+    lines.append(f"{'tokenizing, share of time':<26}" + "".join(f"{first[n]['e2e_tokenize_share']:>22.0%}" for n in names))
+    lines.append(f"{'parameters':<26}" + "".join(f"{first[n]['params']:>22,}" for n in names))
+    lines.append(f"{'weights, MB':<26}" + "".join(f"{first[n]['size_mb']:>22.2f}" for n in names))
     return lines
 
 
 def run_timing(settings, name, prog, device):
-    """The body of compare_student.py (``name="student"``) and vanilla_inference.py (``"vanilla"``)."""
-    other = "vanilla" if name == "student" else "student"
-    for model_name in ([name, other] if settings.both else [name]):  # fail before measuring anything
+    """The body of compare_student.py (``name="student"``) and vanilla_inference.py (``"vanilla"``): the
+    model, and the bar beside it (both Transformers too with ``both``)."""
+    names = ["student", "vanilla"] if settings.both else [name]
+    for model_name in names:  # fail before measuring anything
         folder_name, made_by = MODELS[model_name]
         check_checkpoint(settings.out_dir / folder_name, made_by, f"{model_name} model")
+    if (settings.out_dir / MODELS["bar"][0]).is_dir():
+        names.append("bar")
+    else:
+        say(f"{prog}: the bar is not timed: no {settings.out_dir / MODELS['bar'][0]} (`python training.py` fits it)")
     _, test = load_imdb(settings.data)
     sample = inference_sample(test, settings.n_reviews, settings.seed)
     run_id = uuid.uuid4().hex[:8]
-    say(f"{prog}: {len(sample[1])} test reviews (fingerprint {sample[3]}), {torch.get_num_threads()} threads, {device}")
+    say(f"{prog}: {len(sample[1])} test reviews (fingerprint {sample[3]}), {torch.get_num_threads()} threads, "
+        f"{device}, runtime {settings.runtime}")
     if settings.both:
-        return compare_alternately(settings, prog, name, other, sample, device, run_id)
-    result = measure(settings, prog, name, sample, device, run_id)
-    print_single(name, result)
+        return compare_alternately(settings, prog, names, sample, device, run_id)
+    measured = {n: measure(settings, n, sample, device, run_id) for n in names}
+    append_results(settings.results, prog, [line for lines, _ in measured.values() for line in lines])
+    for n, (_, result) in measured.items():
+        print_single(n, result)
+    return measured[name][1] | {"compared": compare_latest(settings, prog)}
+
+
+def compare_latest(settings, prog):
+    """Print the table of the latest comparable measurements of the student, vanilla and the bar in the
+    results file; returns whether it could."""
     records = read_results(settings.results)
-    mine, theirs = latest_run(records, name), latest_run(records, other)
-    if theirs is None:
-        print(f"not compared: no {other} measurement in {settings.results} yet: run `python {SCRIPTS[other]}`")
-        return result
-    why = comparable(next(iter(mine.values())), next(iter(theirs.values())))
+    runs = {n: latest_run(records, n) for n in ("student", "vanilla", "bar")}
+    missing = [n for n in ("student", "vanilla") if runs[n] is None]
+    if missing:
+        print(f"not compared: no {missing[0]} measurement in {settings.results} yet: run `python {SCRIPTS[missing[0]]}`")
+        return False
+    first = {n: next(iter(lines.values())) for n, lines in runs.items() if lines}
+    why = comparable(first["student"], first["vanilla"])
     if why:
-        print(f"not compared: the latest {other} measurement was {why}")
-        return result
-    student, vanilla = (mine, theirs) if name == "student" else (theirs, mine)
-    print("\n".join(["", f"student vs vanilla, from {settings.results}"] + comparison_table(student, vanilla)))
-    result["compared"] = True
-    return result
+        print(f"not compared: the latest vanilla measurement was {why}")
+        return False
+    if "bar" in first and comparable(first["student"], first["bar"], same_runtime=False):
+        del runs["bar"]
+    print("\n".join(["", f"side by side, from {settings.results}"]
+                    + comparison_table({n: lines for n, lines in runs.items() if lines})))
+    return True
 
 
 def print_single(name, result):
-    print(f"\n{name}: accuracy {result['accuracy']:.4f} on {result['n_reviews']} reviews, "
+    print(f"\n{name} ({result['runtime']}): accuracy {result['accuracy']:.4f} on {result['n_reviews']} reviews, "
           f"{result['params']:,} params, {result['size_mb']:.2f} MB, peak memory {result['peak_mem_mb']:.0f} MB")
     print(f"{'batch':>6} {'rev/s':>10} {'tokens/s':>12} {'p50 ms':>9} {'p95 ms':>9}")
     for bs, s in result["per_batch_size"].items():
         print(f"{bs:>6} {s['reviews_per_s']:>10.1f} {s['tokens_per_s']:>12.0f} "
               f"{s['latency_ms_p50']:>9.2f} {s['latency_ms_p95']:>9.2f}")
     print(f"end to end (batch {result['e2e_batch_size']}): {result['e2e_reviews_per_s']:.1f} rev/s, "
-          f"tokenization {result['e2e_tokenize_share']:.0%} of the time")
+          f"tokenizing {result['e2e_tokenize_share']:.0%} of the time; one review at a time: "
+          f"p50 {result['e2e_latency_ms_p50']:.2f} ms, p95 {result['e2e_latency_ms_p95']:.2f} ms")
 
 
-def compare_alternately(settings, prog, first, second, sample, device, run_id):
-    """Measure the two models A B A B ... (``repeats`` pairs of one timed run each) and report the
-    speedup of every pair and its median: drift on a shared machine hits both sides of a pair."""
+def compare_alternately(settings, prog, names, sample, device, run_id):
+    """Measure the models in turn, ``repeats`` rounds of one timed run each, and report the student's
+    speedup over each other model in every round and its median: drift on a shared machine hits every
+    model of a round."""
     _, texts, labels, data_fp = sample
-    models = {name: load_model(settings, name, device)[:2] for name in (first, second)}
+    served = {name: load_served(settings, name, device) for name in names}
     one_run = dataclasses.replace(settings, repeats=1, progress=False)
-    runs = {first: [], second: []}
-    for _ in progress(range(settings.repeats), settings.progress, desc="pairs"):
-        for name in (first, second):
-            runs[name].append(benchmark(*models[name], texts, labels, one_run, device))
-    pairs = list(zip(runs["student"], runs["vanilla"]))
-    ratios = {f"speedup_bs{bs}": [s["per_batch_size"][bs]["reviews_per_s"] / v["per_batch_size"][bs]["reviews_per_s"]
-                                  for s, v in pairs] for bs in settings.batch_sizes}
-    ratios["speedup_e2e"] = [s["e2e_reviews_per_s"] / v["e2e_reviews_per_s"] for s, v in pairs]
+    runs = {name: [] for name in names}
+    for _ in progress(range(settings.repeats), settings.progress, desc="rounds"):
+        for name in names:
+            runs[name].append(benchmark(served[name], texts, labels, one_run, device))
+    ratios = {}
+    for other, prefix in (("vanilla", "speedup"), ("bar", "vs_bar")):
+        if other not in runs:
+            continue
+        pairs = list(zip(runs["student"], runs[other]))
+        for bs in settings.batch_sizes:
+            ratios[f"{prefix}_bs{bs}"] = [s["per_batch_size"][bs]["reviews_per_s"] / o["per_batch_size"][bs]["reviews_per_s"]
+                                          for s, o in pairs]
+        ratios[f"{prefix}_e2e"] = [s["e2e_reviews_per_s"] / o["e2e_reviews_per_s"] for s, o in pairs]
+        ratios[f"{prefix}_e2e_latency"] = [o["e2e_latency_ms_p50"] / s["e2e_latency_ms_p50"] for s, o in pairs]
     medians = {key: float(np.median(vals)) for key, vals in ratios.items()}
     acc = {name: runs[name][0]["accuracy"] for name in runs}
-    append_result(settings.results, prog, model="pair", n_reviews=len(texts), data_fingerprint=data_fp,
-                  pairs=settings.repeats, **medians, accuracy_student=acc["student"], accuracy_vanilla=acc["vanilla"],
-                  threads=torch.get_num_threads(), device=device.type, run_id=run_id)
-    print(f"\nstudent vs vanilla, measured alternately in one process ({settings.repeats} pairs):")
+    append_results(settings.results, prog, [dict(
+        model="pair", runtime=settings.runtime, n_reviews=len(texts), data_fingerprint=data_fp, pairs=settings.repeats,
+        **medians, **{f"accuracy_{n}": a for n, a in acc.items()}, threads=torch.get_num_threads(),
+        device=device.type, run_id=run_id)])
+    print(f"\nthe student against each model, measured in turn in one process ({settings.repeats} rounds, "
+          f"runtime {settings.runtime}):")
     for key, vals in ratios.items():
-        print(f"  {key:>14}: median {medians[key]:.1f}x  (pairs: {', '.join(f'{v:.1f}' for v in vals)})")
-    print(f"  accuracy: student {acc['student']:.4f}, vanilla {acc['vanilla']:.4f} "
-          f"({100 * (acc['student'] - acc['vanilla']):+.2f} points)")
+        print(f"  {key:>22}: median {medians[key]:.2f}x  (rounds: {', '.join(f'{v:.2f}' for v in vals)})")
+    print("  accuracy: " + ", ".join(f"{n} {a:.4f}" for n, a in acc.items()))
     return {"ratios": ratios, "medians": medians, "accuracy": acc}

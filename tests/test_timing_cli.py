@@ -49,24 +49,31 @@ def test_whole_pipeline_smoke(parquet_dir, tmp_path, capsys):
     assert "not compared: no vanilla measurement" in capsys.readouterr().out
     vanilla = vanilla_inference.main(args_for(parquet_dir, ck, results))
     out = capsys.readouterr().out
-    assert vanilla.get("compared") and "student vs vanilla" in out and "end to end" in out
+    assert vanilla["compared"] and "side by side" in out and "end to end, one review, p50 ms" in out
+    assert "student/vanilla" in out and "student/bar" in out
     records = read_results(results)
-    assert [r["script"] for r in records] == ["training.py", "origi.py"] + ["compare_student.py"] * 2 + \
-        ["vanilla_inference.py"] * 2  # smoke times batch sizes 1 and 8
-    s, v = records[2], records[4]
-    assert s["model"] == "student" and v["model"] == "vanilla"
-    assert s["data_fingerprint"] == v["data_fingerprint"] and s["n_reviews"] == 40
+    assert [(r["script"], r["model"]) for r in records] == [
+        ("training.py", "teacher"), ("training.py", "bar"), ("origi.py", "student")] + \
+        [("compare_student.py", "student")] * 2 + [("compare_student.py", "bar")] * 2 + \
+        [("vanilla_inference.py", "vanilla")] * 2 + [("vanilla_inference.py", "bar")] * 2  # batch sizes 1 and 8
+    s, b, v = records[3], records[5], records[7]
+    assert (s["runtime"], v["runtime"], b["runtime"]) == ("torch", "torch", "sklearn")
+    assert s["data_fingerprint"] == v["data_fingerprint"] == b["data_fingerprint"] and s["n_reviews"] == 40
     assert s["accuracy"] == pytest.approx(student["accuracy"], abs=1e-4)
-    assert s["params"] == records[1]["params"] and v["params"] == records[0]["params"]
-    for key in ("reviews_per_s", "latency_ms_p50", "latency_ms_p95", "e2e_reviews_per_s", "threads", "device"):
-        assert key in s and key in v
-    # A vanilla measurement on other data is not compared.
+    assert b["accuracy"] == pytest.approx(records[1]["test_acc"], abs=0.15)  # a sample of the same test split
+    assert s["params"] == records[2]["params"] and v["params"] == records[0]["params"]
+    for key in ("reviews_per_s", "latency_ms_p50", "latency_ms_p95", "e2e_reviews_per_s", "e2e_latency_ms_p50",
+                "e2e_latency_ms_p95", "threads", "device"):
+        assert key in s and key in v and key in b
+    # A vanilla measurement on other data, or run by another runtime, is not compared.
     compare_student.main(args_for(parquet_dir, ck, results, "--seed", "2"))
     assert "not compared: the latest vanilla measurement was measured on other data" in capsys.readouterr().out
-    pair = compare_student.main(args_for(parquet_dir, ck, results, "--both", "--repeats", "2"))
-    assert len(pair["ratios"]["speedup_bs8"]) == 2
+    compare_student.main(args_for(parquet_dir, ck, results, "--runtime", "onnx"))
+    assert "measured on other runtime (runtime onnx vs torch)" in capsys.readouterr().out
+    rounds = compare_student.main(args_for(parquet_dir, ck, results, "--both", "--repeats", "2"))
+    assert len(rounds["ratios"]["speedup_bs8"]) == 2 and len(rounds["ratios"]["vs_bar_e2e"]) == 2
     last = read_results(results)[-1]
-    assert last["model"] == "pair" and last["pairs"] == 2 and last["speedup_bs8"] > 0
+    assert last["model"] == "pair" and last["pairs"] == 2 and last["speedup_bs8"] > 0 and last["vs_bar_e2e"] > 0
 
 
 def test_a_damaged_student_is_one_line(parquet_dir, tmp_path, capsys):
@@ -94,4 +101,4 @@ def test_a_measurement_writes_all_its_lines_at_once(parquet_dir, tmp_path, monke
 
     monkeypatch.setattr(timing, "append_results", recording)
     vanilla_inference.main(args_for(parquet_dir, ck, results))
-    assert writes == [2]  # batch sizes 1 and 8 in one write: a kill leaves both lines or none
+    assert writes == [4]  # vanilla and the bar at batch sizes 1 and 8, in one write: all lines or none

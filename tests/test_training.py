@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import numpy as np
 import pytest
 import torch
 from conftest import ROOT
 
 import training
 from labelless import active, store, strategies
+from labelless.bar import Bar
+from labelless.fit import accuracy
 from labelless.data import load_imdb
 from labelless.store import load_checkpoint, read_json, read_results
 
@@ -22,6 +25,41 @@ from labelless.store import load_checkpoint, read_json, read_results
 def smoke_args(parquet_dir, tmp_path, *extra):
     return ["--preset", "smoke", "--data", str(parquet_dir), "--out-dir", str(tmp_path / "ck"),
             "--results", str(tmp_path / "results.txt"), "--no-progress", *extra]
+
+
+def test_the_bar_learns_from_the_revealed_labels_only(parquet_dir, tmp_path, monkeypatch):
+    seen = {}
+    real_fit = training.fit_bar
+
+    def recording(texts, labels, val_texts, val_labels, progress_bar=False):
+        seen.update(texts=list(texts), labels=np.asarray(labels), val=list(val_texts))
+        return real_fit(texts, labels, val_texts, val_labels, progress_bar)
+
+    monkeypatch.setattr(training, "fit_bar", recording)
+    training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1"))
+    history = read_json(tmp_path / "ck" / "teacher" / "al_history.json")
+    train, test = load_imdb(str(parquet_dir))
+    revealed = history["revealed_index"]
+    assert seen["texts"] == list(train.select(revealed)["text"]) and len(seen["texts"]) == 120
+    assert seen["labels"].tolist() == [train["label"][i] for i in revealed]
+    assert seen["val"] == list(train.select(history["val_index"])["text"])
+    # A label that was never revealed is never used: flipping all of them, for the bar alone, changes nothing.
+    real_bar = training.the_bar
+
+    def with_hidden_labels_flipped(args, train, *rest):
+        labels = np.array(train["label"])
+        hidden = np.setdiff1d(np.arange(len(labels)), revealed + history["val_index"])  # validation labels count
+        labels[hidden] = 1 - labels[hidden]
+        return real_bar(args, train.remove_columns("label").add_column("label", labels.tolist()), *rest)
+
+    monkeypatch.setattr(training, "the_bar", with_hidden_labels_flipped)
+    training.main(smoke_args(parquet_dir, tmp_path / "flipped", "--threads", "1"))
+    saved, again = Bar.load(tmp_path / "ck" / "bar"), Bar.load(tmp_path / "flipped" / "ck" / "bar")
+    texts = list(test["text"])
+    np.testing.assert_array_equal(saved.logits(texts), again.logits(texts))
+    bar, = [r for r in read_results(tmp_path / "results.txt") if r["model"] == "bar"]
+    assert bar["labels_used"] == 180 and bar["test_acc"] == pytest.approx(saved.info["test_acc"], abs=1e-4)
+    assert bar["test_acc"] == pytest.approx(accuracy(saved.logits(texts), test["label"]), abs=1e-4)
 
 
 def test_smoke_run(parquet_dir, tmp_path):
@@ -44,7 +82,8 @@ def test_smoke_run(parquet_dir, tmp_path):
     assert out["gain_over_random_at_budget"] == pytest.approx(summary["margin"]["mean"][-1] - summary["random"]["mean"][-1])
     assert summary["margin"]["labels_used"] == [100, 140, 180]
     records = read_results(tmp_path / "results.txt")
-    assert [(r["model"], r["strategy"]) for r in records] == [("teacher", "margin"), ("teacher", "random")]
+    assert [(r["model"], r.get("strategy")) for r in records] == [("teacher", "margin"), ("teacher", "random"),
+                                                                   ("bar", None)]
     assert records[0]["labels_used"] == 180 and records[0]["pool_size"] == 240 and records[0]["rounds"] == 2
     assert records[0]["test_acc"] == pytest.approx(out["test_acc"], abs=1e-4)
     assert (tmp_path / "ck" / "al_curve.png").stat().st_size > 1000
@@ -102,7 +141,7 @@ def test_ensemble_step_is_the_teacher_and_resumes_after_a_kill(parquet_dir, tmp_
     out = training.main(smoke_args(parquet_dir, tmp_path / "a", *two))
     run = out["runs"][0]
     assert run["ensemble_step"]["labels_used"] == run["rounds"][-1]["labels_used"] == out["labels_used"] == 180
-    record, = read_results(tmp_path / "a" / "results.txt")
+    record, _ = read_results(tmp_path / "a" / "results.txt")
     assert record["self_distilled"] == "True" and record["ensemble"] == 2
     assert record["val_acc"] == pytest.approx(run["ensemble_step"]["val_acc"], abs=1e-4)
     teacher, _, _ = load_checkpoint(tmp_path / "a" / "ck" / "teacher", "training.py")
@@ -202,7 +241,7 @@ def test_a_kill_around_the_report_leaves_one_line_per_run_after_resume(parquet_d
     assert (tmp_path / "ck" / "teacher" / "al_history.json").is_file()  # saved before the report
     out = training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--compare-random", "--resume"))
     records = read_results(tmp_path / "results.txt")
-    assert [r["strategy"] for r in records] == ["margin", "random"]  # one line per run, in order
+    assert [r.get("strategy", r["model"]) for r in records] == ["margin", "random", "bar"]  # one line per model
     assert records[0]["test_acc"] == pytest.approx(out["test_acc"], abs=1e-4)
 
 
@@ -221,7 +260,7 @@ def test_a_resumed_run_records_the_whole_runs_time(parquet_dir, tmp_path, monkey
         training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1"))
     monkeypatch.undo()
     training.main(smoke_args(parquet_dir, tmp_path, "--threads", "1", "--resume"))
-    (record,) = read_results(tmp_path / "results.txt")
+    record, _ = read_results(tmp_path / "results.txt")
     assert record["train_seconds"] >= 1.0
 
 

@@ -1,0 +1,142 @@
+"""Raw text in, labels out, fast: a checkpoint or the bar, ready to serve.
+
+``load(folder, runtime)`` returns a ``Served`` model for a checkpoint folder (run by torch, or by ONNX
+Runtime from its ``model.onnx`` / ``model.int8.onnx``) or for the bar's folder. ``predict(texts)`` is
+the end-to-end path the timing scripts measure: each text cut to the tail that gives the same token
+ids, the batch tokenized in parallel by the Rust tokenizer, then run in micro-batches of similar
+lengths, so a short review is not padded to the longest one of its batch.
+
+    served = load("checkpoints/student", runtime="onnx")
+    served.predict(["A wonderful film.", "Dull."])    # array([1, 0])
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import UserError
+from .bar import Bar
+from .export import ONNX_FILES
+from .runtime import autocast
+from .store import load_checkpoint
+from .text import collate, tails
+
+RUNTIMES = ("torch", *ONNX_FILES)
+MICRO_BATCH = 8  # reviews per model call in ``predict``: sorted by length, padded to the longest of 8
+
+
+class Served:
+    """A served model: ``inputs`` prepares texts (tokenizer or vectorizer), ``batch`` gathers some of the
+    prepared inputs, ``scores`` runs the model alone on a batch, ``predict`` does all of it for raw texts.
+    ``clock`` adds up the seconds ``predict`` spends preparing and in the model."""
+
+    runtime, folder, micro_batch = "", None, MICRO_BATCH
+
+    def __init__(self):
+        self.clock = {"prepare": 0.0, "model": 0.0}
+
+    def predict(self, texts):
+        """Labels of raw ``texts`` (an array of class ids)."""
+        t0 = time.perf_counter()
+        inputs = self.inputs(list(texts))
+        t1 = time.perf_counter()
+        lengths = self.lengths(inputs)
+        order = np.argsort(lengths, kind="stable")
+        scores = np.empty((len(lengths), 2), dtype=np.float64)
+        step = self.micro_batch or len(order)
+        for start in range(0, len(order), step):
+            idx = order[start:start + step]
+            scores[idx] = self.scores(self.batch(inputs, idx))
+        self.clock["prepare"] += t1 - t0
+        self.clock["model"] += time.perf_counter() - t1
+        return scores.argmax(1)
+
+
+class ServedTransformer(Served):
+    """A checkpoint folder's model and tokenizer, run by torch or ONNX Runtime (``runtime``)."""
+
+    def __init__(self, folder, runtime="torch", device="cpu", made_by="origi.py", what="model"):
+        super().__init__()
+        self.folder, self.runtime, self.device = Path(folder), runtime, torch.device(device)
+        self.model, tokenizer, _ = load_checkpoint(folder, made_by, device, what=what)
+        self.pad_id = self.model.config.pad_token_id
+        self.session = None
+        if runtime != "torch":
+            self.session = _session(self.folder / ONNX_FILES[runtime], self.folder, made_by)
+        self.hf_tokenizer = tokenizer
+        self.tokenizer = tokenizer.backend_tokenizer.__class__.from_str(tokenizer.backend_tokenizer.to_str())
+        self.tokenizer.enable_truncation(tokenizer.model_max_length, direction="left")  # the end of a review
+        self.tokenizer.no_padding()
+
+    def inputs(self, texts):
+        """Token ids of each text, as the saved tokenizer gives them (truncated to the model's length)."""
+        return [np.asarray(e.ids, dtype=np.int64) for e in self.tokenizer.encode_batch(tails(self.hf_tokenizer, texts))]
+
+    def lengths(self, inputs):
+        return [len(x) for x in inputs]
+
+    def batch(self, inputs, idx):
+        ids, mask = collate([inputs[i] for i in idx], self.pad_id, self.device)
+        return (ids, mask) if self.session is None else (ids.numpy(), mask.numpy())
+
+    @torch.inference_mode()
+    def scores(self, batch):
+        if self.session is not None:
+            return self.session.run(None, {"input_ids": batch[0], "attention_mask": batch[1]})[0]
+        with autocast(self.device):
+            return self.model(batch[0], attention_mask=batch[1]).logits.float().cpu().numpy()
+
+    def size(self):
+        """(parameters, non-embedding parameters, MB of weights on disk for this runtime)."""
+        weights = self.folder / ("model.safetensors" if self.session is None else ONNX_FILES[self.runtime])
+        return self.model.num_params(), self.model.num_params(non_embedding=True), weights.stat().st_size / 1e6
+
+
+class ServedBar(Served):
+    """The bar's TF-IDF vectorizer and logistic regression (scikit-learn)."""
+
+    runtime, micro_batch = "sklearn", None  # a sparse product costs the same in one call: no micro-batches
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = Path(folder)
+        self.bar = Bar.load(folder)
+
+    def inputs(self, texts):
+        return self.bar.vectorizer.transform(texts)  # (N, n_features) CSR
+
+    def lengths(self, inputs):
+        return np.diff(inputs.indptr)  # n-grams per review
+
+    def batch(self, inputs, idx):
+        return inputs[idx]
+
+    def scores(self, batch):
+        return self.bar.scores(batch)
+
+    def size(self):
+        n = len(self.bar.vectorizer.idf_)
+        return n + 1, n + 1, sum(f.stat().st_size for f in self.folder.iterdir()) / 1e6
+
+
+def _session(path, folder, made_by):
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise UserError(f"no {path.name} in {folder}: run `python -m labelless.export {folder}` (or `python {made_by}` "
+                        "again), or pass --runtime torch")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def load(folder, runtime="torch", device="cpu"):
+    """The ``Served`` model in ``folder``: the bar (a folder with ``bar.safetensors``) or a checkpoint."""
+    folder = Path(folder)
+    if (folder / "bar.safetensors").is_file():
+        return ServedBar(folder)
+    if runtime not in RUNTIMES:
+        raise UserError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+    return ServedTransformer(folder, runtime, device)

@@ -1,0 +1,41 @@
+"""labelless.bar: the TF-IDF logistic regression, C chosen on validation, saved and loaded without pickle."""
+
+import numpy as np
+import pytest
+from conftest import make_reviews
+
+from labelless.bar import BAR_CS, Bar, fit_bar
+from labelless.fit import accuracy
+
+
+@pytest.fixture(scope="module")
+def data():
+    texts, labels = make_reviews(200, 0)
+    val_texts, val_labels = make_reviews(60, 1)
+    return texts, np.array(labels), val_texts, np.array(val_labels)
+
+
+def test_the_bar_learns_and_picks_c_on_validation(data, monkeypatch):
+    texts, labels, val_texts, val_labels = data
+    bar = fit_bar(texts, labels, val_texts, val_labels)
+    assert bar.info["C"] in BAR_CS and set(bar.info["val_acc_per_C"]) == {str(c) for c in BAR_CS}
+    assert bar.info["val_acc"] == max(bar.info["val_acc_per_C"].values()) >= 0.9
+    assert accuracy(bar.logits(val_texts), val_labels) == bar.info["val_acc"]
+    assert bar.info["n_labels"] == 200 and bar.info["n_features"] == len(bar.vectorizer.vocabulary_)
+    weight = dict(zip(bar.vectorizer.get_feature_names_out(), bar.classifier.coef_[0]))
+    assert weight["great"] > 0 > weight["awful"]  # the words of each class pull their way
+    # The classifier kept is the best C's, not the last one tried.
+    monkeypatch.setattr("labelless.bar.BAR_CS", (100.0, 1e-4))  # C = 1e-4 predicts one class: it cannot win
+    assert fit_bar(texts, labels, val_texts, val_labels).info["C"] == 100.0
+
+
+def test_a_saved_bar_loads_without_pickle_and_predicts_the_same(data, tmp_path):
+    texts, labels, val_texts, val_labels = data
+    bar = fit_bar(texts, labels, val_texts, val_labels)
+    folder = bar.save(tmp_path / "bar")
+    assert sorted(p.name for p in folder.iterdir()) == ["bar.safetensors", "training_info.json", "vocabulary.json"]
+    assert not any(b"pickle" in p.read_bytes()[:200] for p in folder.iterdir())
+    loaded = Bar.load(folder)
+    odd = ["", "great great great", "unseen words only", "naïve café 映画"]
+    np.testing.assert_array_equal(loaded.logits(val_texts + odd), bar.logits(val_texts + odd))
+    assert loaded.info == bar.info
