@@ -82,16 +82,24 @@ def tails(tokenizer, texts):
     for text in texts:
         limit = CHARS_PER_TOKEN * keep
         while len(text) > limit:
-            cut = text.rfind(" ", 0, len(text) - limit)
-            if cut < 0:
+            tail = cut_at_space(text, limit)
+            if tail is text:
                 break
-            tail = text[cut + 1:]
             if len(tokenizer(tail, add_special_tokens=False, verbose=False)["input_ids"]) >= keep + CUT_MARGIN:
                 text = tail
                 break
             limit *= 2
         out.append(text)
     return out
+
+
+def cut_at_space(text, limit):
+    """The end of ``text`` from the first space that leaves at most ``limit`` characters after it
+    (``text`` itself when it is that short, or has no such space)."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, len(text) - limit)
+    return text if cut < 0 else text[cut + 1:]
 
 
 def length_batches(lengths, batch_size, rng=None):

@@ -23,7 +23,7 @@ def folder(tiny_model_and_tokenizer, tmp_path):
 @pytest.mark.parametrize("runtime", ["torch", "onnx", "onnx-int8"])
 def test_predict_gives_the_models_labels_in_the_order_sent(folder, runtime):
     path, model, tok = folder
-    texts = make_reviews(40, 5)[0] + ["", "great " * 500]  # mixed lengths, an empty and an over-long review
+    texts = make_reviews(40, 5)[0] + ["", "great " * 500, "a good film " * 30 + "<br />" * 200]  # and tails
     served = load(path, runtime)
     ids = served.inputs(texts)
     assert [x.tolist() for x in ids] == tok(texts, truncation=True)["input_ids"]  # the saved tokenizer's ids
