@@ -18,7 +18,6 @@ import json
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import AutoTokenizer
 
 import common
 import transformer
@@ -42,8 +41,6 @@ def parse_args(argv=None):
     p.add_argument("--lr", dest="distill_lr", metavar="LR", type=float, help="peak learning rate (one-cycle AdamW)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--max-len", type=int, default=None,
-                   help="tokens the student reads, the end of each review (default: as many as the teacher)")
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--no-distill", action="store_true",
                       help="train only the student without a teacher (revealed labels only)")
@@ -80,16 +77,9 @@ def load_transfer_data(data, history, tokenizer, progress_bar):
     return transfer, val, test
 
 
-def shorten(reviews, max_len):
-    """``reviews`` with each token-id array cut to its last ``max_len`` tokens ([CLS] kept in front): what
-    the same tokenizer, truncating at ``max_len``, gives."""
-    ids = [x if len(x) <= max_len else np.concatenate([x[:1], x[len(x) - max_len + 1:]]) for x in reviews.ids]
-    return Reviews(reviews.index, ids, reviews.labels)
-
-
 def train_student(args, teacher_config, transfer, teacher_logits, val, device, distill):
     """A student trained with the teacher's soft labels (``distill``) or on revealed labels alone."""
-    model = new_model(ModelSettings(args.student_size, teacher_config.vocab_size, args.max_len,
+    model = new_model(ModelSettings(args.student_size, teacher_config.vocab_size, teacher_config.max_len,
                                     teacher_config.pad_token_id, args.dropout), args.seed).to(device)
     train = TrainSettings(args.distill_epochs, args.distill_lr, args.batch_size, progress=args.progress)
     desc = "student" if distill else "student_no_kd"
@@ -120,8 +110,6 @@ def run(args):
     device = common.setup(args)
     teacher_dir = args.out_dir / "teacher"
     teacher, tokenizer, _ = store.load_checkpoint(teacher_dir, "training.py", device, what="teacher")
-    args.max_len = args.max_len or teacher.config.max_len
-    common.check_range(args, "max_len", 8, teacher.config.max_len)  # the teacher's positions are all there are
     history = store.ALHistory.load(teacher_dir)
     transfer, val, test = load_transfer_data(args.data, history, tokenizer, args.progress)
     n_revealed = int((transfer.labels >= 0).sum())
@@ -131,10 +119,7 @@ def run(args):
     teacher_test_logits = predict_logits(teacher, test.ids, progress_bar=args.progress)
     teacher_acc, teacher_test = accuracy(teacher_test_logits, test.labels), teacher_test_logits.argmax(1)
     say(f"{PROG}: transfer set {len(transfer)} reviews ({n_revealed} with revealed labels), "
-        f"teacher test_acc {teacher_acc:.4f}; the student reads the last {args.max_len} tokens")
-    transfer, val, test = (shorten(r, args.max_len) for r in (transfer, val, test))
-    if args.max_len != tokenizer.model_max_length:
-        tokenizer = AutoTokenizer.from_pretrained(teacher_dir, model_max_length=args.max_len)
+        f"teacher test_acc {teacher_acc:.4f}")
 
     variants = [] if args.no_distill else [("student", True)]
     variants += [] if args.skip_baseline else [("student_no_kd", False)]
@@ -153,8 +138,8 @@ def run(args):
                 teacher_non_embedding_params=teacher.num_params(non_embedding=True),
                 temperature=args.temperature, alpha=args.alpha if distill else 0.0,
                 transfer_size=len(transfer) if distill else n_revealed, labels_used=history.labels_used,
-                train_seconds=fit_history["seconds"], epochs=args.distill_epochs, max_len=args.max_len, seed=args.seed,
-                preset=args.preset, run_id=run_id)
+                train_seconds=fit_history["seconds"], epochs=args.distill_epochs, seed=args.seed, preset=args.preset,
+                run_id=run_id)
             info = {"script": PROG, "distilled": distill, "teacher": str(teacher_dir), "temperature": args.temperature,
                     "alpha": args.alpha, "fit": fit_history, "test_acc": acc, "seed": args.seed, "run_id": run_id,
                     "result": result}
@@ -173,7 +158,7 @@ def run(args):
 def run_key(args, teacher_dir, history, name):
     """What one model of this script depends on, hashed: the teacher's weights, its data, every setting."""
     settings = {k: getattr(args, k) for k in ("temperature", "alpha", "student_size", "distill_epochs", "distill_lr",
-                                              "batch_size", "dropout", "max_len", "seed", "preset")}
+                                              "batch_size", "dropout", "seed", "preset")}
     return store.fingerprint(store.file_digest(teacher_dir / "model.safetensors"), history.pool_fingerprint, name,
                              json.dumps(settings, sort_keys=True))[:8]
 
