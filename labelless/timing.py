@@ -151,7 +151,7 @@ def measure(settings, name, sample, device, run_id):
 
 
 def comparable(a, b, same_runtime=True):
-    """Why two measurements cannot be compared, or None when they can."""
+    """Why two measurements cannot be compared (``measured on other ...``), or None when they can."""
     keys = (("data_fingerprint", "data"), ("threads", "threads"), ("device", "device"), ("n_reviews", "sample size"))
     for key, what in keys + ((("runtime", "runtime"),) if same_runtime else ()):
         if a.get(key) != b.get(key):
@@ -232,7 +232,7 @@ def compare_latest(settings, prog):
     first = {n: next(iter(lines.values())) for n, lines in runs.items() if lines}
     why = comparable(first["student"], first["vanilla"])
     if why:
-        print(f"not compared: the latest vanilla measurement was {why}")
+        print(f"not compared: the latest student and vanilla measurements were {why}")
         return False
     if "bar" in first and comparable(first["student"], first["bar"], same_runtime=False):
         del runs["bar"]

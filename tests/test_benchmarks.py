@@ -93,3 +93,18 @@ def test_bad_options_are_refused_before_anything_is_written(monkeypatch, tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not (tmp_path / "m").exists()
+
+
+def test_onnx_parity_on_the_pipelines_models(parquet_dir, tmp_path, capsys):
+    import origi
+    import training
+    from benchmarks import onnx_parity
+
+    args = ["--preset", "smoke", "--data", str(parquet_dir), "--out-dir", str(tmp_path / "ck"), "--no-progress"]
+    training.main(args + ["--results", str(tmp_path / "r.txt")])
+    origi.main(args + ["--results", str(tmp_path / "r.txt"), "--skip-baseline"])
+    out = onnx_parity.main(args)
+    for name in ("student", "vanilla"):
+        assert out[name]["max_abs_diff_torch"] == 0 and out[name]["max_abs_diff_onnx"] < 1e-4
+        assert abs(out[name]["accuracy_onnx-int8"] - out[name]["accuracy_torch"]) <= 0.1
+    assert "largest |logit - torch's|" in capsys.readouterr().out

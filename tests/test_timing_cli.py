@@ -67,7 +67,7 @@ def test_whole_pipeline_smoke(parquet_dir, tmp_path, capsys):
         assert key in s and key in v and key in b
     # A vanilla measurement on other data, or run by another runtime, is not compared.
     compare_student.main(args_for(parquet_dir, ck, results, "--seed", "2"))
-    assert "not compared: the latest vanilla measurement was measured on other data" in capsys.readouterr().out
+    assert "not compared: the latest student and vanilla measurements were measured on other data" in capsys.readouterr().out
     compare_student.main(args_for(parquet_dir, ck, results, "--runtime", "onnx"))
     assert "measured on other runtime (runtime onnx vs torch)" in capsys.readouterr().out
     rounds = compare_student.main(args_for(parquet_dir, ck, results, "--both", "--repeats", "2"))

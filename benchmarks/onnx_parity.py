@@ -1,0 +1,57 @@
+"""ONNX Runtime against torch on real reviews: the largest logit difference and the accuracy of each copy.
+
+For the student and the teacher of a checkpoints folder, on the timing scripts' stratified test sample:
+torch, ``model.onnx`` (fp32) and ``model.int8.onnx`` run on the same padded batches of mixed lengths.
+
+    python -m benchmarks.onnx_parity --out-dir checkpoints --preset quick
+"""
+
+import numpy as np
+
+import common
+from labelless.data import load_imdb
+from labelless.serve import ServedTransformer
+from labelless.text import length_batches
+from labelless.timing import MODELS, inference_sample
+
+PROG = "onnx_parity.py"
+
+
+def parse_args(argv=None):
+    p = common.make_parser(PROG, __doc__)
+    common.add_common_args(p, subsets=False)
+    p.add_argument("--n-reviews", type=int, help="size of the stratified test-split sample")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with common.user_errors(PROG):
+        common.apply_preset(args)
+        device = common.setup(args)
+        _, test = load_imdb(args.data)
+        _, texts, labels, data_fp = inference_sample(test, args.n_reviews, args.seed)
+        out = {}
+        for name in ("student", "vanilla"):
+            folder, made_by = args.out_dir / MODELS[name][0], MODELS[name][1]
+            logits = {rt: scores(ServedTransformer(folder, rt, device, made_by, f"{name} model"), list(texts))
+                      for rt in ("torch", "onnx", "onnx-int8")}
+            out[name] = {f"max_abs_diff_{rt}": float(np.abs(logits[rt] - logits["torch"]).max()) for rt in logits}
+            out[name] |= {f"accuracy_{rt}": float((x.argmax(1) == labels).mean()) for rt, x in logits.items()}
+            print(f"{name}: {len(texts)} reviews (fingerprint {data_fp}); largest |logit - torch's|: onnx "
+                  f"{out[name]['max_abs_diff_onnx']:.2e}, onnx-int8 {out[name]['max_abs_diff_onnx-int8']:.2e}; "
+                  + ", ".join(f"accuracy {rt} {out[name][f'accuracy_{rt}']:.4f}" for rt in logits))
+        return out
+
+
+def scores(served, texts, batch_size=32):
+    """Logits of every text, the batches sorted by length and padded to their longest."""
+    inputs = served.inputs(texts)
+    out = np.empty((len(texts), 2))
+    for idx in length_batches(served.lengths(inputs), batch_size):
+        out[idx] = served.scores(served.batch(inputs, idx))
+    return out
+
+
+if __name__ == "__main__":
+    main()
