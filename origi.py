@@ -7,7 +7,8 @@ active learning revealed (read from the teacher's ``al_history.json``); unreveal
 Unless ``--skip-baseline``, the same student is also trained without a teacher on the revealed labels
 only (``student_no_kd``): the ablation that shows what distillation bought.
 
-Writes ``<out-dir>/student/`` (and ``<out-dir>/student_no_kd/``) and one ``results.txt`` line per model.
+Writes ``<out-dir>/student/`` (and ``<out-dir>/student_no_kd/``), each with ONNX copies, and one ``results.txt``
+line per model. Run again after an interruption, the same command reuses a model it already trained.
 
     python origi.py --preset smoke --data ../shared/data/imdb
     python origi.py --temperature 2 --alpha 0.7     # less weight on the teacher

@@ -8,8 +8,9 @@ validation set (whole runs of adjacent training rows, so mostly other movies tha
 against that budget; the test split is used only for the final report. With ``--ensemble K``, K - 1
 more teachers are then trained on the final labels and all K distilled into one on the whole pool.
 
-Writes ``<out-dir>/teacher/`` (model, tokenizer, ``al_history.json``), ``<out-dir>/al_curve.png`` and
-one ``results.txt`` line per run.
+Then the bar a user would try first, a TF-IDF logistic regression, is fitted on the same revealed labels.
+Writes ``<out-dir>/teacher/`` (model, its ONNX copies, tokenizer, ``al_history.json``), ``<out-dir>/bar/``,
+``<out-dir>/al_curve.png``, and one ``results.txt`` line per run and one for the bar.
 
     python training.py --preset smoke --data ../shared/data/imdb
     python training.py --compare-random --seeds 1,2,3          # uncertainty vs random, 3 seeds
@@ -24,9 +25,9 @@ import common
 import transformer
 from labelless import UserError, active, store
 from labelless.active import ALData, ALSettings
+from labelless.bar import fit_bar
 from labelless.curves import curve_summary, label_savings, plot_curves
 from labelless.data import DataSettings, data_source, encode_rows, load_imdb, partition
-from labelless.bar import fit_bar
 from labelless.fit import ModelSettings, TrainSettings, accuracy, evaluate
 from labelless.runtime import say
 from labelless.strategies import STRATEGIES
@@ -232,7 +233,7 @@ def run_one(args, strategy, seed, data):
         state["result"] = dict(
             model="teacher", strategy=strategy, labels_used=final["labels_used"], pool_size=len(data.pool),
             rounds=len(state["rounds"]) - 1, test_acc=test_acc, val_acc=final["val_acc"], params=model.num_params(),
-            train_seconds=state["seconds"] + time.perf_counter() - start, seed=seed, preset=args.preset,
+            train_seconds=state.get("seconds", 0.0) + time.perf_counter() - start, seed=seed, preset=args.preset,
             retrain="cold", self_distilled="ensemble_step" in state,
             ensemble=args.ensemble if "ensemble_step" in state else 1, run_id=state["run_id"])
         store.save_checkpoint(model, data.tokenizer, folder, state)
