@@ -123,7 +123,8 @@ def settings(args):
 
 
 def model_settings(args, tokenizer):
-    return ModelSettings(args.teacher_size, len(tokenizer), args.max_len, tokenizer.pad_token_id, args.dropout)
+    return ModelSettings(args.teacher_size, len(tokenizer), args.max_len, tokenizer.pad_token_id, args.dropout,
+                         getattr(args, "ngram_buckets", 0))
 
 
 def train_settings(args):

@@ -1,7 +1,8 @@
 """The one Transformer architecture of the project: an encoder-only text classifier.
 
 Teacher and student are two sizes of the same classes (see ``SIZES``), after Vaswani et al. 2017,
-"Attention is All You Need": token + learned position embeddings, ``n_layer`` pre-LN encoder blocks
+"Attention is All You Need": token + learned position embeddings (and, optionally, embeddings of the
+hashed bigrams and trigrams ending at each position), ``n_layer`` pre-LN encoder blocks
 (multi-head self-attention with a padding mask, feed-forward, residuals), mean pooling over the
 non-pad tokens, and a 2-way classification head.
 
@@ -51,6 +52,8 @@ class TransformerConfig(PreTrainedConfig):
         d_ff=128,
         dropout=0.1,
         attn_dropout=0.0,
+        ngram_buckets=0,
+        ngram_orders=(2, 3),
         initializer_range=0.02,
         pad_token_id=0,
         **kwargs,
@@ -70,6 +73,10 @@ class TransformerConfig(PreTrainedConfig):
         # Off by default: on a CPU, drawing a (B, n_head, T, T) dropout mask costs more than the
         # attention itself, and it forces SDPA off its fused kernel.
         self.attn_dropout = attn_dropout
+        # n-gram embeddings (0 buckets: none): each position also gets the embedding of the hashed n-gram of
+        # every order in ``ngram_orders`` that ends there, so the first layer sees phrases, not only words.
+        self.ngram_buckets = ngram_buckets
+        self.ngram_orders = list(ngram_orders)
         self.initializer_range = initializer_range
         kwargs.setdefault("id2label", {0: "neg", 1: "pos"})
         kwargs.setdefault("label2id", {"neg": 0, "pos": 1})
@@ -146,6 +153,22 @@ def keep_last_tokens(input_ids, attention_mask, max_len):
     return input_ids.gather(1, order), keep.gather(1, order).long()  # (B, max_len) each
 
 
+# Multipliers of the n-gram hash: odd, below 2^20, so that a trigram of ids below 2^15 stays within int64.
+NGRAM_HASH = (1_000_003, 917_503)
+
+
+def hash_ngrams(input_ids, order, buckets, pad_id):
+    """Bucket ``(B, T)`` of the n-gram of ``order`` tokens ending at each position (the positions before the
+    first token read as ``pad_id``): a polynomial of the token ids modulo ``buckets``, the same in every
+    process and in ONNX (not Python's salted ``hash``)."""
+    padded = F.pad(input_ids, (order - 1, 0), value=pad_id)  # (B, T + order - 1)
+    T = input_ids.shape[1]
+    h = padded[:, :T]
+    for k in range(1, order):
+        h = (h * NGRAM_HASH[k - 1] + padded[:, k:k + T]) % buckets  # kept small: no int64 overflow
+    return h  # (B, T)
+
+
 class TransformerClassifier(PreTrainedModel):
     """Embeddings -> encoder blocks -> mean over non-pad tokens -> 2 logits."""
 
@@ -157,6 +180,7 @@ class TransformerClassifier(PreTrainedModel):
     def __init__(self, config):
         super().__init__(config)
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
+        self.ngram_emb = nn.Embedding(config.ngram_buckets, config.d_model) if config.ngram_buckets else None
         self.pos_emb = nn.Embedding(config.max_len, config.d_model)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_layer))
@@ -180,10 +204,11 @@ class TransformerClassifier(PreTrainedModel):
             init.normal_(out.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
 
     def num_params(self, non_embedding=False):
-        """Parameter count; ``non_embedding=True`` leaves out the token and position tables."""
+        """Parameter count; ``non_embedding=True`` leaves out the token, position and n-gram tables."""
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
             n -= self.tok_emb.weight.numel() + self.pos_emb.weight.numel()
+            n -= self.ngram_emb.weight.numel() if self.ngram_emb is not None else 0
         return n
 
     def encode(self, input_ids, attention_mask):
@@ -191,7 +216,11 @@ class TransformerClassifier(PreTrainedModel):
         B, T = input_ids.shape  # (B, T)
         keep = attention_mask.bool()  # (B, T)
         pos = torch.arange(T, device=input_ids.device)
-        x = self.drop(self.tok_emb(input_ids) + self.pos_emb(pos))  # (B, T, C)
+        x = self.tok_emb(input_ids) + self.pos_emb(pos)  # (B, T, C)
+        for order in self.config.ngram_orders if self.ngram_emb is not None else ():
+            buckets = hash_ngrams(input_ids, order, self.config.ngram_buckets, self.config.pad_token_id)
+            x = x + self.ngram_emb(buckets)  # (B, T, C)
+        x = self.drop(x)
         key_mask = keep[:, None, None, :]  # (B, 1, 1, T): every query sees only real tokens
         for block in self.blocks:
             x = block(x, key_mask)

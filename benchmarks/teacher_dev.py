@@ -31,7 +31,8 @@ from labelless.vectors import word_vectors
 PROG = "teacher_dev.py"
 DEV_SIZE, DEV_BLOCK, POOL_SIZE = 2000, 100, 12500
 # What a member depends on, and so what a cached member must have been trained with.
-MEMBER_SETTINGS = ("labels", "epochs", "lr", "batch_size", "dropout", "vocab_size", "max_len", "teacher_size", "seed")
+MEMBER_SETTINGS = ("labels", "epochs", "lr", "batch_size", "dropout", "vocab_size", "max_len", "teacher_size", "seed",
+                   "ngram_buckets")
 
 
 def parse_args(argv=None):
@@ -39,6 +40,8 @@ def parse_args(argv=None):
     p.add_argument("--data", default=None, help="as in training.py (default: $IMDB_DATA, else the hub)")
     p.add_argument("--labels", type=int, default=8000, help="random labels the teachers train on")
     training.add_teacher_args(p)
+    p.add_argument("--ngram-buckets", type=int, default=0,
+                   help="hashed bigram and trigram embeddings added at the teacher's input, this many buckets (0: none)")
     p.add_argument("--members", type=Path, default=None,
                    help="folder keeping the trained teachers (the ensemble's members, before any distillation): "
                         "each is loaded from it if there, else trained and saved, so that the distillation can be "
@@ -56,6 +59,7 @@ def main(argv=None):
     args = parse_args(argv)
     with common.user_errors(PROG):
         common.check_range(args, "labels", 1, POOL_SIZE)  # a negative count would slice the pool from its end
+        common.check_range(args, "ngram_buckets", 0)
         training.check_teacher_args(args)
         if args.members is not None:
             store.check_writable(args.members, "--members", folder=True)

@@ -24,6 +24,7 @@ class ModelSettings:
     max_len: int
     pad_token_id: int
     dropout: float
+    ngram_buckets: int = 0  # hashed n-gram embeddings (transformer.TransformerConfig); 0: none
 
 
 def new_model(settings, seed, vectors=None):
@@ -32,7 +33,7 @@ def new_model(settings, seed, vectors=None):
     torch.manual_seed(seed)
     config = transformer.TransformerConfig.from_size(
         settings.size, vocab_size=settings.vocab_size, max_len=settings.max_len,
-        pad_token_id=settings.pad_token_id, dropout=settings.dropout)
+        pad_token_id=settings.pad_token_id, dropout=settings.dropout, ngram_buckets=settings.ngram_buckets)
     model = transformer.TransformerClassifier(config)
     if vectors is not None:
         init_embeddings(model, vectors)

@@ -1,6 +1,12 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import torch
 import transformers
+from conftest import ROOT
 
 import transformer
 from labelless.data import load_imdb
@@ -119,3 +125,62 @@ def test_saved_tiny_model_labels_real_reviews(real_imdb, tmp_path):
     reviews = list(test.select([0, 1, 12500, 24999])["text"]) + [max(test.select(range(2000))["text"], key=len)]
     out = transformers.pipeline("text-classification", model=str(folder), device="cpu")(reviews)
     assert len(out) == 5 and all(r["label"] in {"pos", "neg"} and 0.5 <= r["score"] <= 1 for r in out)
+
+
+def ngram_model(buckets=97, **kw):
+    torch.manual_seed(0)
+    config = transformer.TransformerConfig.from_size("tiny", vocab_size=60, max_len=24, ngram_buckets=buckets, **kw)
+    model = transformer.TransformerClassifier(config).eval()
+    with torch.no_grad():
+        model.ngram_emb.weight.mul_(50)  # loud enough that a changed n-gram shows in the logits
+    return model
+
+
+def test_ngram_hashing_is_the_same_in_every_process():
+    ids = torch.tensor([[5, 17, 42, 9, 33, 2]])
+    here = {order: transformer.hash_ngrams(ids, order, 1009, 0).tolist() for order in (2, 3)}
+    code = ("import torch, transformer; ids = torch.tensor([[5, 17, 42, 9, 33, 2]]); "
+            "print({o: transformer.hash_ngrams(ids, o, 1009, 0).tolist() for o in (2, 3)})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env=os.environ | {"PYTHONHASHSEED": "123"}).stdout
+    assert eval(out) == here
+    assert all(0 <= b < 1009 for row in here[3] for b in row)
+    # A position's bucket depends on the tokens before it, not after: appended tokens change no earlier bucket.
+    longer = transformer.hash_ngrams(torch.tensor([[5, 17, 42, 9, 33, 2, 7, 8]]), 3, 1009, 0)
+    assert longer[0, :6].tolist() == here[3][0]
+
+
+def test_ngram_embeddings_read_local_word_order_and_ignore_padding():
+    model = ngram_model()
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    swapped = torch.tensor([[5, 6, 8, 7, 9, 10]])
+    with torch.no_grad():
+        plain = model(ids).logits
+        assert not torch.allclose(plain, model(swapped).logits, atol=1e-4)
+        padded = model(torch.cat([ids, torch.full((1, 4), 11)], 1), attention_mask=torch.tensor([[1] * 6 + [0] * 4])).logits
+    torch.testing.assert_close(plain, padded, atol=1e-5, rtol=1e-5)
+    assert model.num_params() - model.num_params(non_embedding=True) == (60 + 24 + 97) * model.config.d_model
+
+
+def test_a_model_with_ngrams_reloads_and_exports_with_identical_logits(tiny_model_and_tokenizer, tmp_path):
+    from labelless.export import export_onnx
+
+    _, tok = tiny_model_and_tokenizer
+    config = transformer.TransformerConfig.from_size("tiny", vocab_size=len(tok), max_len=32, ngram_buckets=101,
+                                                     pad_token_id=tok.pad_token_id)
+    model = transformer.TransformerClassifier(config).eval()
+    folder = save_checkpoint(model, tok, tmp_path / "m", {})
+    loaded, tok2, _ = load_checkpoint(folder, "test.py")
+    assert loaded.config.ngram_buckets == 101 and loaded.config.ngram_orders == [2, 3]
+    ids, mask = batch(tok2, ["a great film", "dull and boring, a waste"])
+    with torch.no_grad():
+        expected = model(ids, attention_mask=mask).logits
+        assert torch.equal(expected, loaded(ids, attention_mask=mask).logits)
+    out = transformers.pipeline("text-classification", model=str(folder), device="cpu")(["a great film"])
+    assert out[0]["score"] == pytest.approx(expected[0].softmax(-1).max().item(), abs=1e-5)
+    import onnxruntime as ort
+
+    export_onnx(model, tmp_path)
+    onnx = ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"input_ids": ids.numpy(),
+                                                                       "attention_mask": mask.numpy()})[0]
+    np.testing.assert_allclose(onnx, expected.numpy(), atol=1e-5)
