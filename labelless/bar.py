@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import UserError
 from .fit import accuracy
 from .runtime import progress
 from .store import INFO_FILE, atomic_folder, read_json, recover, write_json
@@ -57,13 +58,18 @@ class Bar:
 
         folder = Path(folder)
         recover(folder)
-        weights = load_file(folder / WEIGHTS_FILE)
-        vectorizer = TfidfVectorizer(**VECTORIZER, vocabulary=read_json(folder / VOCABULARY_FILE))
-        vectorizer.idf_ = weights["idf"]
-        classifier = LogisticRegression()
-        classifier.coef_, classifier.intercept_ = weights["coef"][None], weights["intercept"]
-        classifier.classes_ = np.array([0, 1])
-        return cls(vectorizer, classifier, read_json(folder / INFO_FILE))
+        try:
+            weights = load_file(folder / WEIGHTS_FILE)
+            vectorizer = TfidfVectorizer(**VECTORIZER, vocabulary=read_json(folder / VOCABULARY_FILE))
+            vectorizer.idf_ = weights["idf"]
+            classifier = LogisticRegression()
+            classifier.coef_, classifier.intercept_ = weights["coef"][None], weights["intercept"]
+            classifier.classes_ = np.array([0, 1])
+            info = read_json(folder / INFO_FILE)
+        except Exception as e:  # missing or damaged files: safetensors, json and scikit-learn raise their own types
+            raise UserError(f"cannot read the bar at {folder} ({type(e).__name__}): run `python training.py` again, "
+                            "which fits it") from None
+        return cls(vectorizer, classifier, info)
 
 
 def fit_bar(texts, labels, val_texts, val_labels, progress_bar=False):

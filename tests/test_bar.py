@@ -39,3 +39,12 @@ def test_a_saved_bar_loads_without_pickle_and_predicts_the_same(data, tmp_path):
     odd = ["", "great great great", "unseen words only", "naïve café 映画"]
     np.testing.assert_array_equal(loaded.logits(val_texts + odd), bar.logits(val_texts + odd))
     assert loaded.info == bar.info
+
+
+def test_a_damaged_bar_is_one_line(data, tmp_path):
+    from labelless import UserError
+
+    folder = fit_bar(*data).save(tmp_path / "bar")
+    (folder / "bar.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(UserError, match=r"cannot read the bar at .*bar \(.*\): run `python training.py` again"):
+        Bar.load(folder)
