@@ -42,8 +42,6 @@ def parse_args(argv=None):
     p.add_argument("--lr", dest="distill_lr", metavar="LR", type=float, help="peak learning rate (one-cycle AdamW)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--ngram-buckets", type=int, default=0,
-                   help="hashed bigram and trigram embeddings at the student's input, this many buckets (0: none)")
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--no-distill", action="store_true",
                       help="train only the student without a teacher (revealed labels only)")
@@ -61,7 +59,6 @@ def check_args(args):
         common.check_range(args, name, 1)
     common.check_range(args, "distill_lr", 0, low_open=True, flag="--lr")
     common.check_range(args, "dropout", 0, 1, high_open=True)
-    common.check_range(args, "ngram_buckets", 0)
 
 
 def load_transfer_data(data, history, tokenizer, progress_bar):
@@ -84,7 +81,7 @@ def load_transfer_data(data, history, tokenizer, progress_bar):
 def train_student(args, teacher_config, transfer, teacher_logits, val, device, distill):
     """A student trained with the teacher's soft labels (``distill``) or on revealed labels alone."""
     model = new_model(ModelSettings(args.student_size, teacher_config.vocab_size, teacher_config.max_len,
-                                    teacher_config.pad_token_id, args.dropout, args.ngram_buckets), args.seed).to(device)
+                                    teacher_config.pad_token_id, args.dropout), args.seed).to(device)
     train = TrainSettings(args.distill_epochs, args.distill_lr, args.batch_size, progress=args.progress)
     desc = "student" if distill else "student_no_kd"
     if distill:
@@ -162,7 +159,7 @@ def run(args):
 def run_key(args, teacher_dir, history, name):
     """What one model of this script depends on, hashed: the teacher's weights, its data, every setting."""
     settings = {k: getattr(args, k) for k in ("temperature", "alpha", "student_size", "distill_epochs", "distill_lr",
-                                              "batch_size", "dropout", "ngram_buckets", "seed", "preset")}
+                                              "batch_size", "dropout", "seed", "preset")}
     return store.fingerprint(store.file_digest(teacher_dir / "model.safetensors"), history.pool_fingerprint, name,
                              json.dumps(settings, sort_keys=True))[:8]
 

@@ -130,11 +130,3 @@ def test_a_damaged_teacher_is_one_line(parquet_dir, teacher, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1 and "cannot read the teacher at" in err
     assert not (tmp_path / "r.txt").exists()
-
-
-def test_the_student_distils_with_ngram_embeddings(parquet_dir, teacher, tmp_path):
-    origi.main(run_args(parquet_dir, teacher, tmp_path / "r.txt", "--skip-baseline", "--ngram-buckets", "53"))
-    model, tok, _ = load_checkpoint(teacher / "student", "origi.py")
-    assert model.config.ngram_buckets == 53 and model.ngram_emb.weight.shape == (53, model.config.d_model)
-    record = read_results(tmp_path / "r.txt")[0]
-    assert record["params"] - record["non_embedding_params"] == (len(tok) + 64 + 53) * model.config.d_model
