@@ -171,7 +171,7 @@ def trained_by(folder, run_id):
         info = store.read_json(folder / store.INFO_FILE)
     except (OSError, ValueError):
         return None
-    complete = all((folder / f).is_file() for f in store.CHECKPOINT_FILES)
+    complete = not store.missing_files(folder)
     return info if complete and info.get("run_id") == run_id and "result" in info else None
 
 

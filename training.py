@@ -304,9 +304,9 @@ def run(args):
 def the_bar(args, train, test_split, data, history, run_id):
     """The bar fitted on the teacher's revealed labels, C chosen on the same validation set, saved to
     ``<out-dir>/bar/``; returns its results line (``model=bar``)."""
-    revealed = np.asarray(history.revealed_index)
-    bar = fit_bar(train.select(revealed)["text"], np.asarray(train.select(revealed)["label"]),
-                  train.select(data.val.index)["text"], data.val.labels, args.progress)
+    revealed = train.select(history.revealed_index)
+    bar = fit_bar(revealed["text"], np.asarray(revealed["label"]), train.select(data.val.index)["text"],
+                  data.val.labels, args.progress)
     test_acc = accuracy(bar.logits(test_split.select(data.test.index)["text"]), data.test.labels)
     bar.info |= {"script": PROG, "test_acc": test_acc, "labels_used": history.labels_used}
     bar.save(args.out_dir / "bar")

@@ -124,11 +124,16 @@ def check_checkpoint(folder, made_by, what="checkpoint"):
     recover(folder)
     if not folder.is_dir():
         raise UserError(f"no {what} at {folder}: run `python {made_by}` first (or pass --out-dir)")
-    missing = [f for f in CHECKPOINT_FILES if not (folder / f).is_file()]
+    missing = missing_files(folder)
     if missing:
         raise UserError(f"incomplete {what} at {folder} (missing {', '.join(missing)}): "
                         f"run `python {made_by}` again")
     return folder
+
+
+def missing_files(folder):
+    """The files of ``CHECKPOINT_FILES`` that ``folder`` lacks (empty: a complete checkpoint)."""
+    return [f for f in CHECKPOINT_FILES if not (Path(folder) / f).is_file()]
 
 
 def _first_line(error):
@@ -257,13 +262,16 @@ def append_results(path, script, records, once=False):
     with open(path, "a+b") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            f.seek(0)
-            text = f.read().decode("utf-8", errors="replace")
-            if once:
+            if once:  # only then is the whole file read
+                f.seek(0)
+                text = f.read().decode("utf-8", errors="replace")
                 lines = [line for line, r in zip(lines, records) if not _reported(text, r.get("run_id"), r.get("model"))]
-            prefix = "\n" if text and not text.endswith("\n") else ""  # a last line cut short stays alone
+            end = f.seek(0, os.SEEK_END)
+            if end:
+                f.seek(end - 1)
+            prefix = b"\n" if end and f.read(1) != b"\n" else b""  # a last line cut short stays alone
             if lines:
-                f.write((prefix + "".join(line + "\n" for line in lines)).encode())
+                f.write(prefix + "".join(line + "\n" for line in lines).encode())
                 f.flush()
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
