@@ -1,4 +1,4 @@
-"""IMDB as two ``datasets.Dataset`` splits, stratified subsets of them, and a run's partition.
+"""IMDB as two ``datasets.Dataset`` splits and its unlabeled reviews, stratified subsets, and a run's partition.
 
 A run's partition: the training rows it uses (a stratified subset on the small presets), the
 validation set held out of them in whole runs of adjacent rows, the pool (the rest: texts whose
@@ -17,6 +17,7 @@ import pyarrow as pa
 from . import UserError
 
 DEFAULT_SOURCE = "stanfordnlp/imdb"
+UNLABELED_SPLIT = "unsupervised"  # the hub's name for the 50,000 unlabeled reviews
 LABEL_NAMES = ("neg", "pos")
 # IMDB lists the reviews of one movie next to each other (benchmarks/movie_grouping.py): validation
 # takes whole runs of this many adjacent training rows, so most of its movies are not in the pool, as
@@ -51,17 +52,53 @@ def load_imdb(source=None):
     return tuple(_check_split(ds, f"{source} ({name})") for ds, name in zip(splits, ("train", "test")))
 
 
-def _load_parquet_split(file):
+def load_unlabeled(source=None):
+    """IMDB's 50,000 unlabeled reviews as a ``datasets.Dataset`` with ``text``, from the same kinds of
+    ``source`` as ``load_imdb``: ``unsupervised.parquet`` beside the labeled splits, an aclImdb folder's
+    ``train/unsup/``, or the hub dataset's ``unsupervised`` split. Texts only: they are never labeled."""
+    source = str(data_source(source))
+    path = Path(source).expanduser()
+    fix = "or pass --unlabeled none to run without them"
+    if path.is_dir():
+        if (path / "train").is_dir() or (path / "aclImdb").is_dir():
+            folder = (path if (path / "train").is_dir() else path / "aclImdb") / "train" / "unsup"
+            if not folder.is_dir():
+                raise UserError(f"missing {folder}: the unlabeled reviews of an aclImdb folder are in train/unsup/ "
+                                f"(extract aclImdb_v1.tar.gz as it comes), {fix}")
+            texts = _read_texts(folder)
+            if not texts:
+                raise UserError(f"{folder} holds no .txt reviews: extract aclImdb_v1.tar.gz again, {fix}")
+            from datasets import Dataset
+
+            ds = Dataset.from_dict({"text": texts})
+        else:
+            ds = _load_parquet_split(path / f"{UNLABELED_SPLIT}.parquet", columns=["text"], fix=fix)
+    elif path.exists() or not re.fullmatch(r"[\w-][\w.-]*(/[\w.-]+)?", source):
+        raise UserError(f"no IMDB folder at {source}: pass --data (or set IMDB_DATA) to a folder holding "
+                        f"train.parquet, test.parquet and unsupervised.parquet, or to an extracted aclImdb/ folder")
+    else:
+        ds = _load_hub(source, UNLABELED_SPLIT)
+    return _check_texts(ds, f"{source} ({UNLABELED_SPLIT})")
+
+
+def unlabeled_subset(n, size, seed):
+    """Sorted indices of a seeded random subset of ``size`` of ``n`` unlabeled reviews (None: all)."""
+    if size is None or size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, 2]).choice(n, size, replace=False))
+
+
+def _load_parquet_split(file, columns=("text", "label"), fix=None):
     import pyarrow.parquet as pq
     from datasets import Dataset
 
     if not file.is_file():
         raise UserError(f"missing {file}: an IMDB parquet folder needs train.parquet and test.parquet "
-                        "(the layout of the hub dataset stanfordnlp/imdb)")
+                        "(the layout of the hub dataset stanfordnlp/imdb)" + (f", and {file.name} {fix}" if fix else ""))
     try:
-        table = pq.read_table(file, columns=["text", "label"])
+        table = pq.read_table(file, columns=list(columns))
     except Exception as e:  # pyarrow raises several types for bad files and missing columns
-        raise UserError(f"cannot read {file} as IMDB parquet with columns text and label: "
+        raise UserError(f"cannot read {file} as IMDB parquet with column(s) {' and '.join(columns)}: "
                         f"{str(e).splitlines()[0]}") from None
     return Dataset(table)
 
@@ -74,30 +111,33 @@ def _load_aclimdb_split(folder):
                         "with pos/ and neg/ inside (extract aclImdb_v1.tar.gz as it comes)")
     texts, labels = [], []
     for label, name in enumerate(LABEL_NAMES):
-        # Files are <id>_<rating>.txt; sorting by id keeps the hub's row order.
-        files = sorted(folder.joinpath(name).glob("*.txt"), key=lambda f: (len(f.stem), f.stem))
-        for file in files:
-            texts.append(file.read_bytes().decode("utf-8", errors="replace"))
-            labels.append(label)
+        texts += _read_texts(folder / name)
+        labels += [label] * (len(texts) - len(labels))
     return Dataset.from_dict({"text": texts, "label": labels})
 
 
-def _load_hub(source):
+def _read_texts(folder):
+    # Files are <id>_<rating>.txt; sorting by id keeps the hub's row order.
+    files = sorted(folder.glob("*.txt"), key=lambda f: (len(f.stem), f.stem))
+    return [file.read_bytes().decode("utf-8", errors="replace") for file in files]
+
+
+def _load_hub(source, split=None):
     from datasets import load_dataset
 
     try:
-        ds = load_dataset(source)
-    except Exception as e:  # offline, unknown id...: the library raises many types
-        raise UserError(f"cannot load IMDB from the hub id {source!r} ({type(e).__name__}); no local folder has "
-                        "that name either: pass --data (or set IMDB_DATA) to a folder with train.parquet and "
-                        "test.parquet, or connect to the internet") from None
-    return ds["train"], ds["test"]
+        ds = load_dataset(source, split=split)
+    except Exception as e:  # offline, unknown id, no such split...: the library raises many types
+        raise UserError(f"cannot load IMDB{f' split {split!r}' if split else ''} from the hub id {source!r} "
+                        f"({type(e).__name__}); no local folder has that name either: pass --data (or set "
+                        "IMDB_DATA) to a folder with train.parquet and test.parquet, or connect to the internet"
+                        + (", or pass --unlabeled none" if split else "")) from None
+    return ds if split else (ds["train"], ds["test"])
 
 
-def _check_split(ds, where):
-    missing = {"text", "label"} - set(ds.column_names)
-    if missing:
-        raise UserError(f"{where} lacks column(s) {', '.join(sorted(missing))}: IMDB needs text and label")
+def _check_texts(ds, where):
+    if "text" not in ds.column_names:
+        raise UserError(f"{where} lacks column text: IMDB needs text and label")
     if len(ds) == 0:
         raise UserError(f"{where} is empty: point --data at the full IMDB copy")
     texts = ds.data.column("text")
@@ -106,6 +146,14 @@ def _check_split(ds, where):
     if texts.null_count:
         row = texts.to_pylist().index(None)
         raise UserError(f"{where} row {row} has no text (null): drop or fill such rows and export the data again")
+    return ds
+
+
+def _check_split(ds, where):
+    missing = {"text", "label"} - set(ds.column_names)
+    if missing:
+        raise UserError(f"{where} lacks column(s) {', '.join(sorted(missing))}: IMDB needs text and label")
+    _check_texts(ds, where)
     labels = np.asarray(ds["label"])
     bad = labels[(labels != 0) & (labels != 1)]
     if bad.size:
@@ -206,9 +254,10 @@ class Reviews:
 
 
 def encode_rows(dataset, index, tokenizer, progress_bar=True):
-    """``Reviews`` of the rows ``index`` of an IMDB split."""
+    """``Reviews`` of the rows ``index`` of an IMDB split (labels -1 where it has none: the unlabeled reviews)."""
     from .text import encode
 
-    index = np.asarray(index)
+    index = np.asarray(index, dtype=np.int64)
     rows = dataset.select(index)
-    return Reviews(index, encode(tokenizer, rows["text"], progress_bar), np.asarray(rows["label"]))
+    labels = np.asarray(rows["label"]) if "label" in rows.column_names else np.full(len(index), -1)
+    return Reviews(index, encode(tokenizer, rows["text"], progress_bar), labels)

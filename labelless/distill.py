@@ -55,14 +55,16 @@ def distil(model, ids, teacher_logits, labels, distill, train, seed, val=None, d
 
 
 def distil_ensemble(teachers, pool, labeled, val, model, train, seed, vectors=None, distill=DistillSettings(),
-                    desc="distil ensemble"):
+                    desc="distil ensemble", unlabeled=None):
     """A fresh model (``ModelSettings`` ``model``) distilled from the mean class probabilities of
-    ``teachers`` on the whole ``pool``: their soft labels on every review, the hard label only at the
-    ``labeled`` pool positions. The transfer set adds the reviews active learning left unlabeled.
-    Returns ``(model, fit history)``."""
+    ``teachers`` on the whole ``pool`` and the ``unlabeled`` reviews (``Reviews`` or None): their soft
+    labels on every review, the hard label only at the ``labeled`` pool positions. The transfer set adds
+    the reviews active learning left unlabeled. Returns ``(model, fit history)``."""
     labels = np.full(len(pool), -1)
     labels[labeled] = pool.labels[labeled]  # what active learning revealed, and nothing else
-    logits = mean_probs(teachers, pool.ids, train.progress).log().numpy()
+    ids = pool.ids + (unlabeled.ids if unlabeled is not None else [])
+    labels = np.concatenate([labels, np.full(len(ids) - len(pool), -1)])
+    logits = mean_probs(teachers, ids, train.progress).log().numpy()
     student = new_model(model, seed, vectors).to(next(teachers[0].parameters()).device)
-    history = distil(student, pool.ids, logits, labels, distill, train, seed, val=(val.ids, val.labels), desc=desc)
+    history = distil(student, ids, logits, labels, distill, train, seed, val=(val.ids, val.labels), desc=desc)
     return student, history
