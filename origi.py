@@ -1,8 +1,9 @@
 """Distil the active-learning teacher into a small student with soft labels (Hinton et al. 2015).
 
 Loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student, y).
-The transfer set is the whole active-learning pool: the teacher's soft labels cost nothing, so the
-student learns from every training review, labeled or not. The hard-label term uses only the labels
+The transfer set is the whole active-learning pool and, with ``--unlabeled imdb``, IMDB's unlabeled
+reviews (a seeded subset on the small presets): the teacher's soft labels cost nothing, so the student
+learns from every review there is, labeled or not. The hard-label term uses only the labels
 active learning revealed (read from the teacher's ``al_history.json``); unrevealed labels are never read.
 Unless ``--skip-baseline``, the same student is also trained without a teacher on the revealed labels
 only (``student_no_kd``): the ablation that shows what distillation bought.
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 import common
 import transformer
 from labelless import UserError, store
-from labelless.data import Reviews, data_source, encode_rows, load_imdb
+from labelless.data import Reviews, data_source, encode_rows, load_imdb, load_unlabeled, unlabeled_subset
 from labelless.distill import ALPHA, TEMPERATURE, DistillSettings, distil
 from labelless.fit import ModelSettings, TrainSettings, accuracy, fit, new_model, predict_logits
 from labelless.runtime import say
@@ -42,6 +43,9 @@ def parse_args(argv=None):
     p.add_argument("--lr", dest="distill_lr", metavar="LR", type=float, help="peak learning rate (one-cycle AdamW)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--unlabeled", choices=["imdb", "none"], default="imdb",
+                   help="imdb: IMDB's unlabeled reviews join the transfer set (the student's only); none: the pool alone")
+    p.set_defaults(unlabeled_samples=None)  # how many: set by the preset
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--no-distill", action="store_true",
                       help="train only the student without a teacher (revealed labels only)")
@@ -61,8 +65,10 @@ def check_args(args):
     common.check_range(args, "dropout", 0, 1, high_open=True)
 
 
-def load_transfer_data(data, history, tokenizer, progress_bar):
-    """``(transfer, val, test)`` ``Reviews``. Transfer labels are -1 except where active learning revealed them."""
+def load_transfer_data(data, history, tokenizer, progress_bar, unlabeled_samples=0):
+    """``(transfer, val, test)`` ``Reviews``. Transfer labels are -1 except where active learning revealed
+    them. The transfer set is the pool, then ``unlabeled_samples`` unlabeled reviews (None: all; their
+    ``index`` counts rows of the unlabeled split), chosen with the teacher's data seed."""
     train, test = load_imdb(data)
     pool_index = np.asarray(history.pool_index)
     pool_texts = train.select(pool_index)["text"] if pool_index.max() < len(train) else None
@@ -73,6 +79,12 @@ def load_transfer_data(data, history, tokenizer, progress_bar):
     revealed = np.asarray(history.revealed_index)
     position = {i: n for n, i in enumerate(pool_index)}
     transfer.labels[[position[i] for i in revealed]] = train.select(revealed)["label"]  # only these are read
+    if unlabeled_samples != 0:
+        unsup = load_unlabeled(data)
+        more = encode_rows(unsup, unlabeled_subset(len(unsup), unlabeled_samples, history.settings["seed"]), tokenizer,
+                           progress_bar)
+        transfer = Reviews(np.concatenate([transfer.index, more.index]), transfer.ids + more.ids,
+                           np.concatenate([transfer.labels, more.labels]))
     val = encode_rows(train, history.val_index, tokenizer, progress_bar)
     test = encode_rows(test, history.test_index, tokenizer, progress_bar)
     return transfer, val, test
@@ -112,14 +124,15 @@ def run(args):
     teacher_dir = args.out_dir / "teacher"
     teacher, tokenizer, _ = store.load_checkpoint(teacher_dir, "training.py", device, what="teacher")
     history = store.ALHistory.load(teacher_dir)
-    transfer, val, test = load_transfer_data(args.data, history, tokenizer, args.progress)
-    n_revealed = int((transfer.labels >= 0).sum())
+    transfer, val, test = load_transfer_data(args.data, history, tokenizer, args.progress,
+                                             args.unlabeled_samples if args.unlabeled == "imdb" else 0)
+    n_revealed, n_unlabeled = int((transfer.labels >= 0).sum()), len(transfer) - len(history.pool_index)
 
     # Computed once: the soft targets of every transfer review for all epochs.
     teacher_logits = predict_logits(teacher, transfer.ids, progress_bar=args.progress, desc="teacher logits")
     teacher_test_logits = predict_logits(teacher, test.ids, progress_bar=args.progress)
     teacher_acc, teacher_test = accuracy(teacher_test_logits, test.labels), teacher_test_logits.argmax(1)
-    say(f"{PROG}: transfer set {len(transfer)} reviews ({n_revealed} with revealed labels), "
+    say(f"{PROG}: transfer set {len(transfer)} reviews ({n_revealed} with revealed labels, {n_unlabeled} unlabeled), "
         f"teacher test_acc {teacher_acc:.4f}")
 
     variants = [] if args.no_distill else [("student", True)]
@@ -138,7 +151,8 @@ def run(args):
                 non_embedding_params=model.num_params(non_embedding=True),
                 teacher_non_embedding_params=teacher.num_params(non_embedding=True),
                 temperature=args.temperature, alpha=args.alpha if distill else 0.0,
-                transfer_size=len(transfer) if distill else n_revealed, labels_used=history.labels_used,
+                transfer_size=len(transfer) if distill else n_revealed, unlabeled=n_unlabeled if distill else 0,
+                labels_used=history.labels_used,
                 train_seconds=fit_history["seconds"], epochs=args.distill_epochs, seed=args.seed, preset=args.preset,
                 run_id=run_id)
             info = {"script": PROG, "distilled": distill, "teacher": str(teacher_dir), "temperature": args.temperature,
@@ -159,7 +173,7 @@ def run(args):
 def run_key(args, teacher_dir, history, name):
     """What one model of this script depends on, hashed: the teacher's weights, its data, every setting."""
     settings = {k: getattr(args, k) for k in ("temperature", "alpha", "student_size", "distill_epochs", "distill_lr",
-                                              "batch_size", "dropout", "seed", "preset")}
+                                              "batch_size", "dropout", "seed", "preset", "unlabeled")}
     return store.fingerprint(store.file_digest(teacher_dir / "model.safetensors"), history.pool_fingerprint, name,
                              json.dumps(settings, sort_keys=True))[:8]
 

@@ -7,6 +7,8 @@ labels of the ``--query-size`` most uncertain reviews, until ``--label-budget`` 
 validation set (whole runs of adjacent training rows, so mostly other movies than the pool's) counts
 against that budget; the test split is used only for the final report. With ``--ensemble K``, K - 1
 more teachers are then trained on the final labels and all K distilled into one on the whole pool.
+IMDB's unlabeled reviews (``--unlabeled imdb``) add texts, never labels: they train the tokenizer and
+the word vectors with the training texts and join the ensemble's transfer set; they are never queried.
 
 Then the bar a user would try first, a TF-IDF logistic regression, is fitted on the same revealed labels.
 Writes ``<out-dir>/teacher/`` (model, its ONNX copies, tokenizer, ``al_history.json``), ``<out-dir>/bar/``,
@@ -27,7 +29,8 @@ from labelless import UserError, active, store
 from labelless.active import ALData, ALSettings
 from labelless.bar import fit_bar
 from labelless.curves import curve_summary, label_savings, plot_curves
-from labelless.data import DataSettings, data_source, encode_rows, load_imdb, partition
+from labelless.data import (DataSettings, data_source, encode_rows, load_imdb, load_unlabeled, partition,
+                            unlabeled_subset)
 from labelless.fit import ModelSettings, TrainSettings, accuracy, evaluate
 from labelless.runtime import say
 from labelless.strategies import STRATEGIES
@@ -42,7 +45,9 @@ RETIRED_SETTINGS = {
     "retrain": "cold", "embedding_init": "ppmi", "mc_samples": 10, "val_block": 100, "pooling": "mean",
     "token_dropout": 0.0, "label_smoothing": 0.0, "average_from": None, "pretrain_epochs": 0, "self_distil": False,
     "self_distil_epochs": None, "self_distil_start": "fresh", "self_distil_crops": 0, "self_distil_token_dropout": 0.0,
-    "ngram_weight": 0.0, "temperature": 4.0, "alpha": 0.9}
+    "ngram_weight": 0.0, "temperature": 4.0, "alpha": 0.9, "rounds": None}
+# Settings added later, at the values that earlier states ran with.
+ADDED_SETTINGS = {"unlabeled": "none", "unlabeled_samples": None}
 
 
 def add_teacher_args(p):
@@ -67,10 +72,13 @@ def parse_args(argv=None):
     p.add_argument("--initial-labels", type=int, help="size of the random class-balanced seed set")
     p.add_argument("--query-size", type=int, help="labels revealed per round")
     p.add_argument("--label-budget", type=int, help="labels used in all, validation labels included")
-    p.add_argument("--rounds", type=int, default=None, help="stop after this many query rounds")
     p.add_argument("--pool-sample", type=int, help="score a random subset of this many unlabeled reviews "
                    "per round (0: the whole pool)")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
+    p.add_argument("--unlabeled", choices=["imdb", "none"], default="imdb",
+                   help="imdb: IMDB's unlabeled reviews (a seeded subset on the small presets) train the tokenizer "
+                        "and word vectors and join the ensemble's transfer set; none: the training split alone")
+    p.set_defaults(unlabeled_samples=None)  # how many: set by the preset
     add_teacher_args(p)
     p.add_argument("--compare-random", action="store_true", help="also run the random baseline")
     p.add_argument("--seeds", default=None, help="comma-separated seeds of the active learning runs "
@@ -102,7 +110,6 @@ def check_args(args, pool_size):
     if ask > pool_size:
         raise UserError(f"--label-budget {args.label_budget} exceeds the {pool_size} pool + {args.val_size} "
                         "validation reviews: lower it or use more training data")
-    common.check_range(args, "rounds", 0)
     common.check_range(args, "pool_sample", 0)
     check_teacher_args(args)
 
@@ -116,9 +123,9 @@ def parse_seeds(args):
 
 def settings(args):
     """What defines a run: a resumed run must have the same."""
-    keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "rounds", "pool_sample", "ensemble",
+    keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "pool_sample", "ensemble",
             "epochs", "lr", "batch_size", "dropout", "val_size", "vocab_size", "max_len", "teacher_size",
-            "max_train_samples", "max_test_samples", "seed")
+            "max_train_samples", "max_test_samples", "seed", "unlabeled", "unlabeled_samples")
     return {k: getattr(args, k) for k in keys} | {"data": data_source(args.data)}
 
 
@@ -133,7 +140,8 @@ def train_settings(args):
 
 def al_settings(args, strategy):
     return ALSettings(strategy, args.initial_labels, args.query_size, args.label_budget - args.val_size,
-                      args.rounds, args.pool_sample, args.ensemble, args.eval_test_each_round)
+                      pool_sample=args.pool_sample, ensemble=args.ensemble,
+                      eval_test_each_round=args.eval_test_each_round)
 
 
 def state_dir(args, strategy, seed):
@@ -181,7 +189,7 @@ def resumed_state(args, folder, run_settings, tokenizer, device):
                         "(other data?); rerun with the same --data or without --resume")
     # An option added after the state was written is missing from it: that run used its default.
     defaults, saved = vars(common.apply_preset(parse_args(["--preset", args.preset]))), state["settings"]
-    diff = [k for k in run_settings if saved.get(k, defaults.get(k)) != run_settings[k]]
+    diff = [k for k in run_settings if saved.get(k, ADDED_SETTINGS.get(k, defaults.get(k))) != run_settings[k]]
     diff += [k for k, off in RETIRED_SETTINGS.items() if saved.get(k, off) != off]
     if diff:
         raise UserError(f"cannot --resume {folder}: it was started with other settings "
@@ -194,26 +202,38 @@ def resumed_state(args, folder, run_settings, tokenizer, device):
     return model, state
 
 
+def unlabeled_rows(args, seed):
+    """``(unlabeled split, rows used)`` for ``--unlabeled imdb``, or ``(None, [])`` for ``none``."""
+    if args.unlabeled == "none":
+        return None, np.zeros(0, dtype=np.int64)
+    unsup = load_unlabeled(args.data)
+    return unsup, unlabeled_subset(len(unsup), args.unlabeled_samples, seed)
+
+
 def prepare(args, seeds, train, test_split, device):
-    """The run's ``ALData``: the partition, a tokenizer trained on its training texts, the encoded
-    splits, and word vectors from those texts (texts, not labels)."""
+    """The run's ``ALData``: the partition, a tokenizer trained on its training texts and the unlabeled
+    reviews, the encoded splits, and word vectors from those texts (texts, not labels)."""
     part = partition(train["label"], test_split["label"],
                      DataSettings(args.max_train_samples, args.max_test_samples, args.val_size, args.seed))
     check_args(args, len(part.pool))
+    unsup, unsup_rows = unlabeled_rows(args, args.seed)
     start = time.perf_counter()
-    tokenizer = resumed_tokenizer(args, seeds) or train_tokenizer(
-        train.select(part.texts)["text"], args.vocab_size, args.max_len)
+    texts = list(train.select(part.texts)["text"]) + (list(unsup.select(unsup_rows)["text"]) if unsup else [])
+    tokenizer = resumed_tokenizer(args, seeds) or train_tokenizer(texts, args.vocab_size, args.max_len)
+    del texts
     pool = encode_rows(train, part.pool, tokenizer, args.progress)
     val = encode_rows(train, part.val, tokenizer, args.progress)
     test = encode_rows(test_split, part.test, tokenizer, args.progress)
+    unlabeled = encode_rows(unsup, unsup_rows, tokenizer, args.progress) if unsup else None
     cut = np.mean([len(x) == args.max_len for x in pool.ids])  # longer reviews were cut to max_len
-    say(f"{PROG}: pool {len(pool)}, validation {len(val)}, test {len(test)}, tokenizer + encoding "
-        f"{time.perf_counter() - start:.1f}s, device {device}; {cut:.0%} of pool reviews cut to their last "
-        f"{args.max_len} tokens")
+    say(f"{PROG}: pool {len(pool)}, validation {len(val)}, test {len(test)}, unlabeled {len(unsup_rows)}, "
+        f"tokenizer + encoding {time.perf_counter() - start:.1f}s, device {device}; {cut:.0%} of pool reviews "
+        f"cut to their last {args.max_len} tokens")
     start = time.perf_counter()
-    vectors = word_vectors(pool.ids + val.ids, len(tokenizer), transformer.SIZES[args.teacher_size]["d_model"])
-    say(f"{PROG}: word vectors from the training texts {time.perf_counter() - start:.1f}s")
-    return ALData(pool, val, test, tokenizer, vectors, device)
+    vectors = word_vectors(pool.ids + val.ids + (unlabeled.ids if unlabeled else []), len(tokenizer),
+                           transformer.SIZES[args.teacher_size]["d_model"])
+    say(f"{PROG}: word vectors from the training and unlabeled texts {time.perf_counter() - start:.1f}s")
+    return ALData(pool, val, test, tokenizer, vectors, device, unlabeled)
 
 
 def run_one(args, strategy, seed, data):
@@ -236,7 +256,8 @@ def run_one(args, strategy, seed, data):
             rounds=len(state["rounds"]) - 1, test_acc=test_acc, val_acc=final["val_acc"], params=model.num_params(),
             train_seconds=state.get("seconds", 0.0) + time.perf_counter() - start, seed=seed, preset=args.preset,
             retrain="cold", self_distilled="ensemble_step" in state,
-            ensemble=args.ensemble if "ensemble_step" in state else 1, run_id=state["run_id"])
+            ensemble=args.ensemble if "ensemble_step" in state else 1, unlabeled=n_unlabeled(data),
+            run_id=state["run_id"])
         store.save_checkpoint(model, data.tokenizer, folder, state)
     result = state["result"]
     record = {"strategy": strategy, "seed": seed, "rounds": state["rounds"], "ensemble_step": state.get("ensemble_step"),
@@ -278,7 +299,8 @@ def run(args):
         pool_index=data.pool.index.tolist(), val_index=data.val.index.tolist(),
         pool_fingerprint=store.fingerprint(data.pool.index, train.select(data.pool.index)["text"]),
         test_index=data.test.index.tolist(), revealed_index=runs[0]["labeled_index"],
-        labels_used=runs[0]["rounds"][-1]["labels_used"], curve_metric=metric, summary=summary, runs=runs)
+        labels_used=runs[0]["rounds"][-1]["labels_used"], curve_metric=metric, summary=summary, runs=runs,
+        unlabeled_used=n_unlabeled(data))
     if "random" in summary and args.strategy != "random":
         history.label_fraction_to_match_random = label_savings(summary, args.strategy)
         history.gain_over_random_at_budget = summary[args.strategy]["mean"][-1] - summary["random"]["mean"][-1]
@@ -299,6 +321,10 @@ def run(args):
         out |= {"label_fraction_to_match_random": history.label_fraction_to_match_random,
                 "gain_over_random_at_budget": history.gain_over_random_at_budget}
     return out
+
+
+def n_unlabeled(data):
+    return len(data.unlabeled) if data.unlabeled is not None else 0
 
 
 def the_bar(args, train, test_split, data, history, run_id):

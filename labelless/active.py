@@ -45,7 +45,8 @@ class ALSettings:
 
 class ALData(NamedTuple):
     """What every run reads: encoded pool, validation and test ``Reviews``, the tokenizer (saved with
-    each model), word vectors that start every fresh model (or None), and the device."""
+    each model), word vectors that start every fresh model (or None), the device, and unlabeled
+    ``Reviews`` that join the ensemble step's transfer set (or None; never queried)."""
 
     pool: Reviews
     val: Reviews
@@ -53,6 +54,7 @@ class ALData(NamedTuple):
     tokenizer: Any
     vectors: torch.Tensor | None
     device: torch.device
+    unlabeled: Reviews | None = None
 
 
 def derived_seed(*keys):
@@ -136,7 +138,7 @@ def learn(al, seed, data, model_settings, train, folder, state, model=None):
 def ensemble_step(model, labeled, rounds, al, seed, data, model_settings, train):
     """After the last of ``rounds``: ``al.ensemble - 1`` more models trained afresh on the final
     ``labeled`` set, and the mean of all their probabilities, the last round's ``model`` included,
-    distilled into a fresh model on the whole pool. Two models trained on the same labels disagree on
+    distilled into a fresh model on the whole pool and the unlabeled reviews. Two models trained on the same labels disagree on
     a few percent of reviews, and their mean is right more often than either; the distillation keeps
     the teacher one model of its size. Returns ``(distilled model, record)``."""
     r = len(rounds)
@@ -149,8 +151,8 @@ def ensemble_step(model, labeled, rounds, al, seed, data, model_settings, train)
         member_val_acc.append(max(history["val_acc"]))
     record = {"labels_used": rounds[-1]["labels_used"], "member_val_acc": member_val_acc,
               "ensemble_val_acc": accuracy(mean_probs(members, data.val.ids), data.val.labels)}
-    model, history = distil_ensemble(members, data.pool, labeled, data.val, model_settings, train,
-                                     derived_seed(seed, r), data.vectors, desc=f"{al.strategy} s{seed} distil ensemble")
+    model, history = distil_ensemble(members, data.pool, labeled, data.val, model_settings, train, derived_seed(seed, r),
+                                     data.vectors, desc=f"{al.strategy} s{seed} distil ensemble", unlabeled=data.unlabeled)
     record |= {"val_acc": max(history["val_acc"]), "train_seconds": time.perf_counter() - start, "epochs": history}
     if al.eval_test_each_round:
         record["test_acc"] = evaluate(model, data.test.ids, data.test.labels)

@@ -195,7 +195,8 @@ class ALHistory:
     Indices are rows of the IMDB splits. ``revealed_index``: the training rows whose labels the
     teacher's run revealed (seed set and queries; validation labels are counted in ``labels_used``
     but listed in ``val_index``). ``runs``: per strategy and seed, the rounds and the ensemble step.
-    The two comparisons with random exist only when random ran beside the strategy.
+    ``unlabeled_used``: how many unlabeled reviews (texts only, no labels) the run read. The two
+    comparisons with random exist only when random ran beside the strategy.
     """
 
     settings: dict
@@ -211,6 +212,7 @@ class ALHistory:
     curve_metric: str
     summary: dict
     runs: list
+    unlabeled_used: int = 0
     label_fraction_to_match_random: float | None = None
     gain_over_random_at_budget: float | None = None
 

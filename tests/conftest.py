@@ -32,11 +32,14 @@ def make_reviews(n, seed):
     return texts, labels
 
 
-def write_parquet(folder, n_train=300, n_test=100, seed=0):
+def write_parquet(folder, n_train=300, n_test=100, seed=0, n_unlabeled=160):
+    """A tiny IMDB parquet folder; ``unsupervised.parquet`` as the hub's split: ``label`` always -1."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, n, s in (("train", n_train, seed), ("test", n_test, seed + 1)):
-        texts, labels = make_reviews(n, s)
-        pq.write_table(pa.table({"text": texts, "label": labels}), folder / f"{name}.parquet")
+    for name, n, s in (("train", n_train, seed), ("test", n_test, seed + 1), ("unsupervised", n_unlabeled, seed + 2)):
+        if n:
+            texts, labels = make_reviews(n, s)
+            labels = [-1] * n if name == "unsupervised" else labels
+            pq.write_table(pa.table({"text": texts, "label": labels}), folder / f"{name}.parquet")
     return folder
 
 

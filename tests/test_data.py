@@ -1,5 +1,7 @@
 """labelless.data: the three IMDB sources, their errors, stratified subsets, validation held out, partitions."""
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -8,7 +10,7 @@ from conftest import make_reviews
 
 from labelless import UserError
 from labelless.data import (LABEL_NAMES, VAL_BLOCK, DataSettings, data_source, encode_rows, hold_out, load_imdb,
-                            partition, stratified_subset)
+                            load_unlabeled, partition, stratified_subset, unlabeled_subset)
 
 
 def write_aclimdb(root, n=20):
@@ -149,3 +151,68 @@ def test_a_split_of_one_class_is_refused(parquet_dir):
     pq.write_table(pa.table({"text": ["a", "b"], "label": [1, 1]}), parquet_dir / "test.parquet")
     with pytest.raises(UserError, match=r"\(test\) holds pos reviews only: accuracy on one class measures nothing"):
         load_imdb(str(parquet_dir))
+
+
+def write_unsup(root, n=5):
+    folder = root / "train" / "unsup"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (folder / f"{i}_0.txt").write_text(f"unlabeled review number {i}")
+    return root
+
+
+def test_unlabeled_from_parquet(parquet_dir):
+    unsup = load_unlabeled(str(parquet_dir))
+    assert len(unsup) == 160 and "text" in unsup.column_names
+
+
+def test_unlabeled_from_aclimdb_in_id_order(tmp_path):
+    root = write_unsup(write_aclimdb(tmp_path / "aclImdb"), n=12)
+    for source in (root, tmp_path):
+        assert load_unlabeled(str(source))["text"][:3] == [f"unlabeled review number {i}" for i in range(3)]
+        assert len(load_unlabeled(str(source))) == 12
+
+
+def test_unlabeled_from_the_hub_split(monkeypatch):
+    from datasets import Dataset
+
+    asked = {}
+
+    def fake_load_dataset(source, split=None):
+        asked.update(source=source, split=split)
+        return Dataset.from_dict({"text": ["a", "b"], "label": [-1, -1]})
+
+    monkeypatch.setattr("datasets.load_dataset", fake_load_dataset)
+    assert len(load_unlabeled("stanfordnlp/imdb")) == 2
+    assert asked == {"source": "stanfordnlp/imdb", "split": "unsupervised"}
+
+
+@pytest.mark.parametrize("layout", ["parquet", "aclimdb"])
+def test_missing_unlabeled_split_names_the_fix(parquet_dir, tmp_path, layout):
+    if layout == "parquet":
+        (parquet_dir / "unsupervised.parquet").unlink()
+        source = parquet_dir
+    else:
+        source = write_aclimdb(tmp_path / "aclImdb")
+    with pytest.raises(UserError, match="missing .*(unsupervised.parquet|unsup)") as e:
+        load_unlabeled(str(source))
+    assert "--unlabeled none" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unlabeled_without_text_column_is_refused(parquet_dir):
+    pq.write_table(pa.table({"review": ["x"]}), parquet_dir / "unsupervised.parquet")
+    with pytest.raises(UserError, match="cannot read .*unsupervised.parquet"):
+        load_unlabeled(str(parquet_dir))
+
+
+def test_unlabeled_subset_is_seeded_sorted_and_all_when_none():
+    a = unlabeled_subset(1000, 100, seed=3)
+    assert len(set(a)) == 100 and (np.diff(a) > 0).all() and np.array_equal(a, unlabeled_subset(1000, 100, seed=3))
+    assert not np.array_equal(a, unlabeled_subset(1000, 100, seed=4))
+    assert np.array_equal(unlabeled_subset(50, None, seed=3), np.arange(50))
+
+
+def test_real_unlabeled_copy(real_imdb):
+    if not Path(real_imdb, "unsupervised.parquet").is_file():
+        pytest.skip("no unsupervised.parquet in IMDB_DATA")
+    assert len(load_unlabeled(real_imdb)) == 50000

@@ -68,10 +68,31 @@ def test_distil_ensemble_reads_the_revealed_labels_only_and_the_teachers_mean(ti
     monkeypatch.setattr("labelless.distill.distil", recording)
     labeled = np.array([0, 5, 30])
     model, _ = distil_ensemble(teachers, pool, labeled, pool, settings, TrainSettings(1, 1e-3, 8, False), seed=7)
-    assert seen["ids"] is pool.ids and seen["seed"] == 7
+    assert len(seen["ids"]) == 40 and all(a is b for a, b in zip(seen["ids"], pool.ids)) and seen["seed"] == 7
     assert (seen["labels"][labeled] == pool.labels[labeled]).all() and (np.delete(seen["labels"], labeled) == -1).all()
     with torch.no_grad():
         probs = [torch.softmax(t(torch.tensor(pool.ids[3][None])).logits, -1) for t in teachers]
     np.testing.assert_allclose(np.exp(seen["logits"][3]), (probs[0] + probs[1])[0].numpy() / 2, rtol=1e-5)
     fresh = new_model(settings, 7)  # a fresh model from the distillation's seed, not a copy of a teacher
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), fresh.parameters()))
+
+
+def test_distil_ensemble_adds_the_unlabeled_reviews_to_the_transfer_set_without_labels(tiny_model_and_tokenizer,
+                                                                                      monkeypatch):
+    _, tok = tiny_model_and_tokenizer
+    texts, labels = make_reviews(20, 0)
+    encoded = [np.array(tok(t, truncation=True)["input_ids"]) for t in texts]
+    pool = Reviews(np.arange(12), encoded[:12], np.array(labels[:12]))
+    unlabeled = Reviews(np.arange(8), encoded[12:], np.full(8, -1))
+    settings = ModelSettings("tiny", len(tok), 32, tok.pad_token_id, 0.1)
+    seen = {}
+
+    def recording(model, ids, teacher_logits, labels, distill, train, seed, val=None, desc=""):
+        seen.update(ids=ids, logits=teacher_logits, labels=np.asarray(labels))
+        return {"val_acc": [0.5]}
+
+    monkeypatch.setattr("labelless.distill.distil", recording)
+    distil_ensemble([new_model(settings, 1).eval()], pool, np.array([0, 11]), pool, settings,
+                    TrainSettings(1, 1e-3, 8, False), seed=7, unlabeled=unlabeled)
+    assert len(seen["ids"]) == len(seen["logits"]) == 20 and seen["ids"][12] is unlabeled.ids[0]
+    assert np.flatnonzero(seen["labels"] >= 0).tolist() == [0, 11]  # the unlabeled reviews have no label

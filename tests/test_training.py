@@ -94,8 +94,8 @@ def test_smoke_run(parquet_dir, tmp_path):
 @pytest.mark.parametrize("strategy", ["bald", "entropy", "least_confidence"])
 def test_other_strategies(parquet_dir, tmp_path, monkeypatch, strategy):
     monkeypatch.setattr(strategies, "MC_SAMPLES", 2)
-    out = training.main(smoke_args(parquet_dir, tmp_path, "--strategy", strategy, "--rounds", "1"))
-    assert out["labels_used"] == 140  # --rounds 1 stops after one query
+    out = training.main(smoke_args(parquet_dir, tmp_path, "--strategy", strategy, "--label-budget", "140"))
+    assert out["labels_used"] == 140 and len(out["runs"][0]["rounds"]) == 2
 
 
 def test_resume_after_interruption_gives_the_same_labeled_set(parquet_dir, tmp_path, monkeypatch, capsys):
@@ -169,12 +169,13 @@ def test_ensemble_step_is_the_teacher_and_resumes_after_a_kill(parquet_dir, tmp_
     (["--label-budget", "5000"], "--label-budget 5000 exceeds"),
     (["--seeds", "1,x"], "--seeds takes comma-separated integers"),
     (["--epochs", "0"], "--epochs must be at least 1, got 0"),
-    (["--rounds", "-1"], "--rounds must not be negative, got -1"),
+    (["--unlabeled", "all"], "argument --unlabeled: invalid choice: 'all'"),
     (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
     (["--lr", "0"], "--lr must be positive, got 0.0"),
     (["--ensemble", "0"], "--ensemble must be at least 1, got 0"),
     (["--val-size", "300"], "--val-size 300 leaves no pool out of 300 reviews"),
     (["--token-dropout", "0.1"], "unrecognized arguments: --token-dropout"),  # a removed flag
+    (["--rounds", "1"], "unrecognized arguments: --rounds"),  # --label-budget says when to stop
 ])
 def test_bad_options_exit_2_and_write_nothing(parquet_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:
@@ -330,3 +331,39 @@ def test_reviews_without_text_are_one_line(parquet_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and err.endswith("(train) row 7 has no text (null): drop or fill such rows and export "
                                               "the data again")
+
+
+# --- the unlabeled reviews ------------------------------------------------------------------------------------
+
+
+def test_unlabeled_reviews_feed_the_tokenizer_but_are_never_labeled_queried_or_evaluated(parquet_dir, tmp_path):
+    from conftest import make_reviews
+
+    texts, _ = make_reviews(160, 5)
+    marked = [t + " zyzzyva" * 5 for t in texts]  # a word no labeled review has
+    pq.write_table(pa.table({"text": marked, "label": [-1] * 160}), parquet_dir / "unsupervised.parquet")
+    with_unlabeled = training.main(smoke_args(parquet_dir, tmp_path / "a"))
+    without = training.main(smoke_args(parquet_dir, tmp_path / "b", "--unlabeled", "none"))
+    assert with_unlabeled["labels_used"] == without["labels_used"] == 180  # texts add no labels
+    for folder, n in ((tmp_path / "a", 160), (tmp_path / "b", 0)):
+        history = read_json(folder / "ck" / "teacher" / "al_history.json")
+        assert history["unlabeled_used"] == n and history["settings"]["unlabeled"] == ("imdb" if n else "none")
+        teacher, = [r for r in read_results(folder / "results.txt") if r["model"] == "teacher"]
+        assert teacher["unlabeled"] == n and teacher["labels_used"] == 180
+        _, tokenizer, _ = load_checkpoint(folder / "ck" / "teacher", "training.py")
+        assert ("zyzzyva" in tokenizer.get_vocab()) == bool(n)  # the tokenizer read them
+        # Every labeled, queried, validation or test row is a row of the labeled splits, none of them unlabeled text.
+        train, test = load_imdb(str(parquet_dir))
+        used = set(train.select(history["pool_index"] + history["val_index"])["text"])
+        used |= set(test.select(history["test_index"])["text"])
+        assert not used & set(marked) and set(history["revealed_index"]) <= set(history["pool_index"])
+
+
+def test_missing_unlabeled_split_is_one_line_naming_the_way_out(parquet_dir, tmp_path, capsys):
+    (parquet_dir / "unsupervised.parquet").unlink()
+    with pytest.raises(SystemExit) as e:
+        training.main(smoke_args(parquet_dir, tmp_path))
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1
+    assert "missing" in err and "unsupervised.parquet" in err and "--unlabeled none" in err
+    assert list(tmp_path.iterdir()) == [parquet_dir]  # nothing written
