@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from conftest import make_reviews
 
 from labelless.data import Reviews
-from labelless.distill import distil_ensemble, distillation_loss
+from labelless.distill import DistillSettings, distil, distil_ensemble, distillation_loss
 from labelless.fit import ModelSettings, TrainSettings, new_model
 
 
@@ -96,3 +96,16 @@ def test_distil_ensemble_adds_the_unlabeled_reviews_to_the_transfer_set_without_
                     TrainSettings(1, 1e-3, 8, False), seed=7, unlabeled=unlabeled)
     assert len(seen["ids"]) == len(seen["logits"]) == 20 and seen["ids"][12] is unlabeled.ids[0]
     assert np.flatnonzero(seen["labels"] >= 0).tolist() == [0, 11]  # the unlabeled reviews have no label
+
+
+def test_a_student_with_ngram_embeddings_distils(tiny_model_and_tokenizer):
+    _, tok = tiny_model_and_tokenizer
+    texts, labels = make_reviews(40, 0)
+    ids = [np.array(tok(t, truncation=True)["input_ids"]) for t in texts]
+    teacher_logits = np.where(np.array(labels)[:, None] == 1, [[-2.0, 2.0]], [[2.0, -2.0]]).astype(np.float32)
+    student = new_model(ModelSettings("tiny", len(tok), 32, tok.pad_token_id, 0.0, ngram_buckets=101), seed=1)
+    before = student.ngram_emb.weight.detach().clone()
+    history = distil(student, ids, teacher_logits, np.full(40, -1), DistillSettings(), TrainSettings(3, 1e-2, 8, False),
+                     seed=1, val=(ids, np.array(labels)))
+    assert not torch.equal(before, student.ngram_emb.weight)  # the n-gram table learns from the soft labels
+    assert history["val_acc"][-1] > 0.9
