@@ -44,7 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int)
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--unlabeled", choices=["imdb", "none"], default="imdb",
-                   help="imdb: IMDB's unlabeled reviews join the transfer set (the student's only); none: the pool alone")
+                   help="imdb: IMDB's unlabeled reviews (a seeded subset on the small presets) join the student's "
+                        "transfer set; none: the pool alone")
     p.set_defaults(unlabeled_samples=None)  # how many: set by the preset
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--no-distill", action="store_true",
