@@ -7,8 +7,8 @@ labels of the ``--query-size`` most uncertain reviews, until ``--label-budget`` 
 validation set (whole runs of adjacent training rows, so mostly other movies than the pool's) counts
 against that budget; the test split is used only for the final report. With ``--ensemble K``, K - 1
 more teachers are then trained on the final labels and all K distilled into one on the whole pool.
-IMDB's unlabeled reviews (``--unlabeled imdb``) add texts, never labels: they train the tokenizer and
-the word vectors with the training texts and join the ensemble's transfer set; they are never queried.
+IMDB's unlabeled reviews (``--unlabeled imdb``) add texts, never labels: they join the ensemble's
+transfer set (and ``origi.py``'s); they are never queried or evaluated.
 
 Then the bar a user would try first, a TF-IDF logistic regression, is fitted on the same revealed labels.
 Writes ``<out-dir>/teacher/`` (model, its ONNX copies, tokenizer, ``al_history.json``), ``<out-dir>/bar/``,
@@ -76,8 +76,8 @@ def parse_args(argv=None):
                    "per round (0: the whole pool)")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
     p.add_argument("--unlabeled", choices=["imdb", "none"], default="imdb",
-                   help="imdb: IMDB's unlabeled reviews (a seeded subset on the small presets) train the tokenizer "
-                        "and word vectors and join the ensemble's transfer set; none: the training split alone")
+                   help="imdb: IMDB's unlabeled reviews (a seeded subset on the small presets) join the transfer set "
+                        "of the ensemble step (--ensemble > 1); none: the training split alone")
     p.set_defaults(unlabeled_samples=None)  # how many: set by the preset
     add_teacher_args(p)
     p.add_argument("--compare-random", action="store_true", help="also run the random baseline")
@@ -203,24 +203,26 @@ def resumed_state(args, folder, run_settings, tokenizer, device):
 
 
 def unlabeled_rows(args, seed):
-    """``(unlabeled split, rows used)`` for ``--unlabeled imdb``, or ``(None, [])`` for ``none``."""
-    if args.unlabeled == "none":
+    """``(unlabeled split, rows used)`` for ``--unlabeled imdb`` with an ensemble step to distil on them,
+    else ``(None, [])``."""
+    if args.unlabeled == "none" or args.ensemble == 1:
         return None, np.zeros(0, dtype=np.int64)
     unsup = load_unlabeled(args.data)
     return unsup, unlabeled_subset(len(unsup), args.unlabeled_samples, seed)
 
 
 def prepare(args, seeds, train, test_split, device):
-    """The run's ``ALData``: the partition, a tokenizer trained on its training texts and the unlabeled
-    reviews, the encoded splits, and word vectors from those texts (texts, not labels)."""
+    """The run's ``ALData``: the partition, a tokenizer trained on its training texts, the encoded
+    splits and unlabeled reviews, and word vectors from the training texts (texts, not labels)."""
     part = partition(train["label"], test_split["label"],
                      DataSettings(args.max_train_samples, args.max_test_samples, args.val_size, args.seed))
     check_args(args, len(part.pool))
     unsup, unsup_rows = unlabeled_rows(args, args.seed)
     start = time.perf_counter()
-    texts = list(train.select(part.texts)["text"]) + (list(unsup.select(unsup_rows)["text"]) if unsup else [])
-    tokenizer = resumed_tokenizer(args, seeds) or train_tokenizer(texts, args.vocab_size, args.max_len)
-    del texts
+    # The unlabeled reviews stay out of the tokenizer and the word vectors: there they lost on the
+    # development set (benchmarks/JOURNAL.md, "IMDB's unlabeled reviews").
+    tokenizer = resumed_tokenizer(args, seeds) or train_tokenizer(
+        train.select(part.texts)["text"], args.vocab_size, args.max_len)
     pool = encode_rows(train, part.pool, tokenizer, args.progress)
     val = encode_rows(train, part.val, tokenizer, args.progress)
     test = encode_rows(test_split, part.test, tokenizer, args.progress)
@@ -230,9 +232,8 @@ def prepare(args, seeds, train, test_split, device):
         f"tokenizer + encoding {time.perf_counter() - start:.1f}s, device {device}; {cut:.0%} of pool reviews "
         f"cut to their last {args.max_len} tokens")
     start = time.perf_counter()
-    vectors = word_vectors(pool.ids + val.ids + (unlabeled.ids if unlabeled else []), len(tokenizer),
-                           transformer.SIZES[args.teacher_size]["d_model"])
-    say(f"{PROG}: word vectors from the training and unlabeled texts {time.perf_counter() - start:.1f}s")
+    vectors = word_vectors(pool.ids + val.ids, len(tokenizer), transformer.SIZES[args.teacher_size]["d_model"])
+    say(f"{PROG}: word vectors from the training texts {time.perf_counter() - start:.1f}s")
     return ALData(pool, val, test, tokenizer, vectors, device, unlabeled)
 
 

@@ -8,7 +8,7 @@ is evidence for choosing defaults, nothing else. Takes ``training.py``'s model a
 with the ``quick`` preset's values as defaults.
 
     python -m benchmarks.teacher_dev --labels 8000 --max-len 512
-    python -m benchmarks.teacher_dev --unlabeled vocab      # + 12,500 unlabeled reviews in the tokenizer and vectors
+    python -m benchmarks.teacher_dev --ensemble 3 --unlabeled transfer   # + 12,500 unlabeled reviews to distil on
     python -m benchmarks.teacher_dev --ensemble 3 --members runs/members   # trains and keeps the members
     python -m benchmarks.teacher_dev --ensemble 3 --members runs/members   # reuses them
 """
@@ -34,7 +34,7 @@ DEV_SIZE, DEV_BLOCK, POOL_SIZE = 2000, 100, 12500
 # What a member depends on, and so what a cached member must have been trained with.
 MEMBER_SETTINGS = ("labels", "epochs", "lr", "batch_size", "dropout", "vocab_size", "max_len", "teacher_size", "seed",
                    "ngram_buckets")
-UNLABELED_USES = {"none": (), "vocab": ("vocab",), "transfer": ("transfer",), "imdb": ("vocab", "transfer")}
+
 
 
 def parse_args(argv=None):
@@ -44,10 +44,9 @@ def parse_args(argv=None):
     training.add_teacher_args(p)
     p.add_argument("--ngram-buckets", type=int, default=0,
                    help="hashed bigram and trigram embeddings added at the teacher's input, this many buckets (0: none)")
-    p.add_argument("--unlabeled", choices=list(UNLABELED_USES), default="none",
-                   help="where a seeded subset of IMDB's unlabeled reviews, as many as the pool, joins the pool's "
-                        "texts: vocab = the tokenizer and the word vectors, transfer = the ensemble's transfer set, "
-                        "imdb = both")
+    p.add_argument("--unlabeled", choices=["none", "transfer"], default="none",
+                   help="transfer: a seeded subset of IMDB's unlabeled reviews, as many as the pool, joins the "
+                        "ensemble's transfer set")
     p.add_argument("--members", type=Path, default=None,
                    help="folder keeping the trained teachers (the ensemble's members, before any distillation): "
                         "each is loaded from it if there, else trained and saved, so that the distillation can be "
@@ -78,18 +77,14 @@ def run(args):
     labels = np.asarray(train["label"])
     rest, dev_index = hold_out(np.arange(len(labels)), labels, DEV_SIZE, seed=0, block=DEV_BLOCK)
     pool_index = rest[stratified_subset(labels[rest], POOL_SIZE, args.seed)]
-    texts, uses, unlabeled = train.select(pool_index)["text"], UNLABELED_USES[args.unlabeled], None
-    if uses:
-        unsup = load_unlabeled(args.data)
-        unsup = unsup.select(unlabeled_subset(len(unsup), POOL_SIZE, args.seed))
-    tokenizer = train_tokenizer(list(texts) + list(unsup["text"]) if "vocab" in uses else texts, args.vocab_size,
-                                args.max_len)
+    tokenizer = train_tokenizer(train.select(pool_index)["text"], args.vocab_size, args.max_len)
     pool = encode_rows(train, pool_index, tokenizer, args.progress)
     dev = encode_rows(train, dev_index, tokenizer, args.progress)
-    if uses:
-        unlabeled = encode_rows(unsup, np.arange(len(unsup)), tokenizer, args.progress)
-    vectors = word_vectors(pool.ids + (unlabeled.ids if "vocab" in uses else []), len(tokenizer),
-                           transformer.SIZES[args.teacher_size]["d_model"])
+    vectors = word_vectors(pool.ids, len(tokenizer), transformer.SIZES[args.teacher_size]["d_model"])
+    unlabeled = None
+    if args.unlabeled == "transfer":
+        unsup = load_unlabeled(args.data)
+        unlabeled = encode_rows(unsup, unlabeled_subset(len(unsup), POOL_SIZE, args.seed), tokenizer, args.progress)
     labeled = np.random.default_rng(args.seed).permutation(len(pool))[:args.labels]
     model_settings, train_settings = training.model_settings(args, tokenizer), training.train_settings(args)
 
@@ -101,7 +96,7 @@ def run(args):
         ensemble = accuracy(mean_probs(models, dev.ids), dev.labels)
         print(f"ensemble of {args.ensemble}: dev accuracy {ensemble:.4f}", flush=True)
         _, fit = distil_ensemble(models, pool, labeled, dev, model_settings, train_settings, args.seed + 1, vectors,
-                                 unlabeled=unlabeled if "transfer" in uses else None)
+                                 unlabeled=unlabeled)
         print(f"distilled: dev accuracy per epoch {' '.join(f'{a:.4f}' for a in fit['val_acc'])}", flush=True)
         best = max(fit["val_acc"])
     settings = {k: v for k, v in vars(args).items() if k not in ("data", "progress", "threads", "members", "device")}
@@ -114,8 +109,6 @@ def member(args, tokenizer, pool, dev, labeled, seed, vectors):
     ``--members`` when that folder holds it."""
     folder = args.members / f"seed{args.seed}_member{seed}" if args.members else None
     wanted = {k: getattr(args, k) for k in MEMBER_SETTINGS} | {"member_seed": seed}
-    if "vocab" in UNLABELED_USES[args.unlabeled]:  # the members' tokenizer and vectors read them
-        wanted["vocab_unlabeled"] = True
     if folder is not None and folder.exists():
         model, saved_tokenizer, info = store.load_checkpoint(folder, "python -m benchmarks.teacher_dev --members",
                                                              what="member")

@@ -11,8 +11,7 @@ N_SPECIAL = len(SPECIAL_TOKENS)  # their ids are 0 .. N_SPECIAL - 1
 
 
 def train_tokenizer(texts, vocab_size, max_len):
-    """A lower-cased WordPiece tokenizer trained on ``texts`` (training and unlabeled texts, never test
-    texts; a sequence, read twice).
+    """A lower-cased WordPiece tokenizer trained on ``texts`` (training texts only; a sequence, read twice).
 
     The normalizer turns IMDB's ``<br />`` tags into spaces, so training, evaluation and a
     ``pipeline`` all see the same text. Long reviews keep their end (``truncation_side="left"``):

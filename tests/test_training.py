@@ -336,14 +336,23 @@ def test_reviews_without_text_are_one_line(parquet_dir, tmp_path, capsys):
 # --- the unlabeled reviews ------------------------------------------------------------------------------------
 
 
-def test_unlabeled_reviews_feed_the_tokenizer_but_are_never_labeled_queried_or_evaluated(parquet_dir, tmp_path):
+def test_unlabeled_reviews_are_distilled_on_but_never_labeled_queried_or_evaluated(parquet_dir, tmp_path, monkeypatch):
     from conftest import make_reviews
 
     texts, _ = make_reviews(160, 5)
     marked = [t + " zyzzyva" * 5 for t in texts]  # a word no labeled review has
     pq.write_table(pa.table({"text": marked, "label": [-1] * 160}), parquet_dir / "unsupervised.parquet")
-    with_unlabeled = training.main(smoke_args(parquet_dir, tmp_path / "a"))
-    without = training.main(smoke_args(parquet_dir, tmp_path / "b", "--unlabeled", "none"))
+    transfer = []
+    real_distil = active.distil_ensemble
+
+    def recording(*args, unlabeled=None, **kwargs):
+        transfer.append(unlabeled)
+        return real_distil(*args, unlabeled=unlabeled, **kwargs)
+
+    monkeypatch.setattr(active, "distil_ensemble", recording)
+    with_unlabeled = training.main(smoke_args(parquet_dir, tmp_path / "a", "--ensemble", "2"))
+    without = training.main(smoke_args(parquet_dir, tmp_path / "b", "--ensemble", "2", "--unlabeled", "none"))
+    assert len(transfer[0]) == 160 and (transfer[0].labels == -1).all() and transfer[1] is None
     assert with_unlabeled["labels_used"] == without["labels_used"] == 180  # texts add no labels
     for folder, n in ((tmp_path / "a", 160), (tmp_path / "b", 0)):
         history = read_json(folder / "ck" / "teacher" / "al_history.json")
@@ -351,7 +360,7 @@ def test_unlabeled_reviews_feed_the_tokenizer_but_are_never_labeled_queried_or_e
         teacher, = [r for r in read_results(folder / "results.txt") if r["model"] == "teacher"]
         assert teacher["unlabeled"] == n and teacher["labels_used"] == 180
         _, tokenizer, _ = load_checkpoint(folder / "ck" / "teacher", "training.py")
-        assert ("zyzzyva" in tokenizer.get_vocab()) == bool(n)  # the tokenizer read them
+        assert "zyzzyva" not in tokenizer.get_vocab()  # the tokenizer learns from the training texts only
         # Every labeled, queried, validation or test row is a row of the labeled splits, none of them unlabeled text.
         train, test = load_imdb(str(parquet_dir))
         used = set(train.select(history["pool_index"] + history["val_index"])["text"])
@@ -362,7 +371,7 @@ def test_unlabeled_reviews_feed_the_tokenizer_but_are_never_labeled_queried_or_e
 def test_missing_unlabeled_split_is_one_line_naming_the_way_out(parquet_dir, tmp_path, capsys):
     (parquet_dir / "unsupervised.parquet").unlink()
     with pytest.raises(SystemExit) as e:
-        training.main(smoke_args(parquet_dir, tmp_path))
+        training.main(smoke_args(parquet_dir, tmp_path, "--ensemble", "2"))
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1
     assert "missing" in err and "unsupervised.parquet" in err and "--unlabeled none" in err
