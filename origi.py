@@ -1,9 +1,9 @@
 """Distil the active-learning teacher into a small student with soft labels (Hinton et al. 2015).
 
 Loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student, y).
-The transfer set is the whole active-learning pool and, with ``--unlabeled imdb``, IMDB's unlabeled
-reviews (a seeded subset on the small presets): the teacher's soft labels cost nothing, so the student
-learns from every review there is, labeled or not. The hard-label term uses only the labels
+The transfer set is the whole active-learning pool (with ``--unlabeled imdb``, IMDB's unlabeled reviews
+too, a seeded subset on the small presets): the teacher's soft labels cost nothing, so the student
+learns from every training review, labeled or not. The hard-label term uses only the labels
 active learning revealed (read from the teacher's ``al_history.json``); unrevealed labels are never read.
 Unless ``--skip-baseline``, the same student is also trained without a teacher on the revealed labels
 only (``student_no_kd``): the ablation that shows what distillation bought.
@@ -43,7 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--lr", dest="distill_lr", metavar="LR", type=float, help="peak learning rate (one-cycle AdamW)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--unlabeled", choices=["imdb", "none"], default="imdb",
+    p.add_argument("--unlabeled", choices=["imdb", "none"], default="none",
                    help="imdb: IMDB's unlabeled reviews (a seeded subset on the small presets) join the student's "
                         "transfer set; none: the pool alone")
     p.set_defaults(unlabeled_samples=None)  # how many: set by the preset

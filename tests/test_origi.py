@@ -33,8 +33,7 @@ def test_smoke_run_writes_students_and_results(parquet_dir, teacher, tmp_path):
     assert [r["model"] for r in records] == ["student", "student_no_kd"]
     history = read_json(teacher / "teacher" / "al_history.json")
     s, b = records
-    assert s["transfer_size"] == len(history["pool_index"]) + 160 == 400  # the pool and the unlabeled reviews
-    assert s["unlabeled"] == 160 and b["unlabeled"] == 0
+    assert s["transfer_size"] == len(history["pool_index"]) == 240 and s["unlabeled"] == 0
     assert b["transfer_size"] == len(history["revealed_index"]) == 120
     assert s["labels_used"] == history["labels_used"] == 180
     assert s["test_acc"] == pytest.approx(out["student"]["test_acc"], abs=1e-4)
@@ -44,10 +43,11 @@ def test_smoke_run_writes_students_and_results(parquet_dir, teacher, tmp_path):
         assert info["distilled"] == (name == "student")
 
 
-def test_unlabeled_none_distils_on_the_pool_alone(parquet_dir, teacher, tmp_path):
-    origi.main(run_args(parquet_dir, teacher, tmp_path / "r.txt", "--skip-baseline", "--unlabeled", "none"))
-    s, = read_results(tmp_path / "r.txt")
-    assert s["transfer_size"] == 240 and s["unlabeled"] == 0
+def test_unlabeled_imdb_adds_the_unlabeled_reviews_to_the_students_transfer_set(parquet_dir, teacher, tmp_path):
+    origi.main(run_args(parquet_dir, teacher, tmp_path / "r.txt", "--unlabeled", "imdb"))
+    s, b = read_results(tmp_path / "r.txt")
+    assert s["transfer_size"] == 240 + 160 and s["unlabeled"] == 160  # the pool, then the unlabeled reviews
+    assert b["transfer_size"] == 120 and b["unlabeled"] == 0  # the baseline reads the revealed labels only
 
 
 def test_unrevealed_labels_are_never_read(parquet_dir, teacher, tmp_path):
