@@ -125,8 +125,9 @@ def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "pool_sample", "ensemble",
             "epochs", "lr", "batch_size", "dropout", "val_size", "vocab_size", "max_len", "teacher_size",
-            "max_train_samples", "max_test_samples", "seed", "unlabeled", "unlabeled_samples")
-    return {k: getattr(args, k) for k in keys} | {"data": data_source(args.data)}
+            "max_train_samples", "max_test_samples", "seed", "unlabeled")
+    return {k: getattr(args, k) for k in keys} | {
+        "data": data_source(args.data), "unlabeled_samples": args.unlabeled_samples if args.unlabeled == "imdb" else None}
 
 
 def model_settings(args, tokenizer):

@@ -138,9 +138,9 @@ def learn(al, seed, data, model_settings, train, folder, state, model=None):
 def ensemble_step(model, labeled, rounds, al, seed, data, model_settings, train):
     """After the last of ``rounds``: ``al.ensemble - 1`` more models trained afresh on the final
     ``labeled`` set, and the mean of all their probabilities, the last round's ``model`` included,
-    distilled into a fresh model on the whole pool and the unlabeled reviews. Two models trained on the same labels disagree on
-    a few percent of reviews, and their mean is right more often than either; the distillation keeps
-    the teacher one model of its size. Returns ``(distilled model, record)``."""
+    distilled into a fresh model on the whole pool and ``data.unlabeled``. Two models trained on the
+    same labels disagree on a few percent of reviews, and their mean is right more often than either;
+    the distillation keeps the teacher one model of its size. Returns ``(distilled model, record)``."""
     r = len(rounds)
     members, member_val_acc, start = [model], [rounds[-1]["val_acc"]], time.perf_counter()
     for k in range(1, al.ensemble):

@@ -134,6 +134,13 @@ def test_resume_after_interruption_gives_the_same_labeled_set(parquet_dir, tmp_p
         assert e.value.code == 2 and f"started with other settings ({named})" in capsys.readouterr().err
     info.write_text(json.dumps(saved | {"settings": saved["settings"] | {"token_dropout": 0.0, "pooling": "mean"}}))
     training.main(smoke_args(parquet_dir, tmp_path / "b", "--resume", *one))  # retired settings left off: fine
+    # A state from before --unlabeled read no unlabeled review: it resumes with --unlabeled none only.
+    before = {k: v for k, v in saved["settings"].items() if k not in ("unlabeled", "unlabeled_samples")}
+    info.write_text(json.dumps(saved | {"settings": before}))
+    with pytest.raises(SystemExit):
+        training.main(smoke_args(parquet_dir, tmp_path / "b", "--resume", *one))
+    assert "started with other settings (unlabeled, unlabeled_samples)" in capsys.readouterr().err
+    training.main(smoke_args(parquet_dir, tmp_path / "b", "--resume", "--unlabeled", "none", *one))
 
 
 def test_ensemble_step_is_the_teacher_and_resumes_after_a_kill(parquet_dir, tmp_path, monkeypatch):
