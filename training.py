@@ -75,7 +75,7 @@ def parse_args(argv=None):
     p.add_argument("--pool-sample", type=int, help="score a random subset of this many unlabeled reviews "
                    "per round (0: the whole pool)")
     p.add_argument("--val-size", type=int, help="validation reviews carved from the training split")
-    p.add_argument("--unlabeled", choices=["imdb", "none"], default="imdb",
+    p.add_argument("--unlabeled", choices=["imdb", "none"], default="none",
                    help="imdb: IMDB's unlabeled reviews (a seeded subset on the small presets) join the transfer set "
                         "of the ensemble step (--ensemble > 1); none: the training split alone")
     p.set_defaults(unlabeled_samples=None)  # how many: set by the preset

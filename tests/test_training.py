@@ -134,13 +134,13 @@ def test_resume_after_interruption_gives_the_same_labeled_set(parquet_dir, tmp_p
         assert e.value.code == 2 and f"started with other settings ({named})" in capsys.readouterr().err
     info.write_text(json.dumps(saved | {"settings": saved["settings"] | {"token_dropout": 0.0, "pooling": "mean"}}))
     training.main(smoke_args(parquet_dir, tmp_path / "b", "--resume", *one))  # retired settings left off: fine
-    # A state from before --unlabeled read no unlabeled review: it resumes with --unlabeled none only.
+    # A state from before --unlabeled read no unlabeled review: it resumes as --unlabeled none, the default.
     before = {k: v for k, v in saved["settings"].items() if k not in ("unlabeled", "unlabeled_samples")}
     info.write_text(json.dumps(saved | {"settings": before}))
     with pytest.raises(SystemExit):
-        training.main(smoke_args(parquet_dir, tmp_path / "b", "--resume", *one))
+        training.main(smoke_args(parquet_dir, tmp_path / "b", "--resume", "--unlabeled", "imdb", *one))
     assert "started with other settings (unlabeled, unlabeled_samples)" in capsys.readouterr().err
-    training.main(smoke_args(parquet_dir, tmp_path / "b", "--resume", "--unlabeled", "none", *one))
+    training.main(smoke_args(parquet_dir, tmp_path / "b", "--resume", *one))
 
 
 def test_ensemble_step_is_the_teacher_and_resumes_after_a_kill(parquet_dir, tmp_path, monkeypatch):
@@ -357,7 +357,7 @@ def test_unlabeled_reviews_are_distilled_on_but_never_labeled_queried_or_evaluat
         return real_distil(*args, unlabeled=unlabeled, **kwargs)
 
     monkeypatch.setattr(active, "distil_ensemble", recording)
-    with_unlabeled = training.main(smoke_args(parquet_dir, tmp_path / "a", "--ensemble", "2"))
+    with_unlabeled = training.main(smoke_args(parquet_dir, tmp_path / "a", "--ensemble", "2", "--unlabeled", "imdb"))
     without = training.main(smoke_args(parquet_dir, tmp_path / "b", "--ensemble", "2", "--unlabeled", "none"))
     assert len(transfer[0]) == 160 and (transfer[0].labels == -1).all() and transfer[1] is None
     assert with_unlabeled["labels_used"] == without["labels_used"] == 180  # texts add no labels
@@ -378,7 +378,7 @@ def test_unlabeled_reviews_are_distilled_on_but_never_labeled_queried_or_evaluat
 def test_missing_unlabeled_split_is_one_line_naming_the_way_out(parquet_dir, tmp_path, capsys):
     (parquet_dir / "unsupervised.parquet").unlink()
     with pytest.raises(SystemExit) as e:
-        training.main(smoke_args(parquet_dir, tmp_path, "--ensemble", "2"))
+        training.main(smoke_args(parquet_dir, tmp_path, "--ensemble", "2", "--unlabeled", "imdb"))
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1
     assert "missing" in err and "unsupervised.parquet" in err and "--unlabeled none" in err
