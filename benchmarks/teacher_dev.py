@@ -36,7 +36,6 @@ MEMBER_SETTINGS = ("labels", "epochs", "lr", "batch_size", "dropout", "vocab_siz
                    "ngram_buckets")
 
 
-
 def parse_args(argv=None):
     p = common.make_parser(PROG, __doc__)
     p.add_argument("--data", default=None, help="as in training.py (default: $IMDB_DATA, else the hub)")
