@@ -18,7 +18,7 @@ from labelless.export import ONNX_FILES
 from labelless.runtime import choose_device, set_seed
 
 __all__ = ["UserError", "PRESETS", "user_errors", "make_parser", "add_common_args", "add_inference_args",
-           "apply_preset", "setup", "check_outputs", "parse_ints", "check_range", "timing_main"]
+           "apply_preset", "setup", "check_outputs", "parse_ints", "columns", "check_range", "timing_main"]
 
 # Sizes of each preset. smoke: seconds, for tests. quick: minutes on a 2-core CPU, on a stratified
 # subset of IMDB. full: the whole 25k pool and 25k test split. ``auto`` picks full on a GPU, else quick.
@@ -83,11 +83,17 @@ def make_parser(prog, doc):
     return ArgumentParser(prog=prog, description=doc.split("\n\n")[0], formatter_class=HelpFormatter)
 
 
-def add_common_args(parser, subsets=True):
-    """The flags every script takes (``subsets``: also the data-subset flags). Preset-sized options
+def add_common_args(parser, subsets=()):
+    """The flags every script takes, and ``--max-train-samples`` / ``--max-test-samples`` for the splits
+    named in ``subsets`` (the others' subsets are the preset's). Preset-sized options
     default to None and are filled by ``apply_preset``, so an explicit flag always wins over the preset."""
     parser.add_argument("--data", default=None,
-                        help=f"hub id, parquet folder or aclImdb folder (default: $IMDB_DATA, else {DEFAULT_SOURCE})")
+                        help="a CSV, JSON Lines or parquet file, a folder of train.* (test.*, unlabeled.*), an aclImdb "
+                             f"folder, or a hub dataset id (default: $IMDB_DATA, else {DEFAULT_SOURCE})")
+    parser.add_argument("--text-column", default="text", help="the data's column of texts")
+    parser.add_argument("--label-column", default=None,
+                        help="the data's column of labels, integers or class names; a row without one is unlabeled "
+                             "(default: label, if the data has it)")
     parser.add_argument("--out-dir", default="checkpoints", type=Path, help="where model folders live")
     parser.add_argument("--results", default="results.txt", type=Path, help="results file to append to")
     parser.add_argument("--seed", default=1, type=int, help="seed of data subsets, initialisation and sampling")
@@ -96,17 +102,19 @@ def add_common_args(parser, subsets=True):
     parser.add_argument("--threads", default=None, type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--preset", default="auto", choices=["auto", *PRESETS],
                         help="sizes: smoke (tests), quick (CPU minutes), full; auto = full on a GPU, else quick")
-    if subsets:
+    if "train" in subsets:
         parser.add_argument("--max-train-samples", default=None, type=int,
                             help="stratified subset of the training split (pool + validation)")
+    if "test" in subsets:
         parser.add_argument("--max-test-samples", default=None, type=int, help="stratified subset of the test split")
+    parser.set_defaults(**{f"max_{split}_samples": None for split in ("train", "test") if split not in subsets})
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     return parser
 
 
 def add_inference_args(parser):
     """The flags of the two timing scripts."""
-    add_common_args(parser, subsets=False)
+    add_common_args(parser)
     parser.add_argument("--n-reviews", type=int, help="size of the stratified test-split sample")
     parser.add_argument("--batch-sizes", help="comma-separated batch sizes for model-only timing")
     parser.add_argument("--e2e-batch-size", type=int, default=32, help="batch size of the end-to-end timing")
@@ -166,6 +174,17 @@ def parse_ints(text, flag, example, positive=False):
     return values
 
 
+def columns(args):
+    """The data's ``Columns`` named by ``--text-column`` and ``--label-column`` (and ``--classes``)."""
+    from labelless.data import Columns
+
+    classes = getattr(args, "classes", None)
+    names = tuple(name.strip() for name in classes.split(",")) if classes else None
+    if names is not None and (len(names) < 2 or len(set(names)) < len(names) or not all(names)):
+        raise UserError(f"--classes takes two or more distinct comma-separated names, e.g. neg,pos; got {classes!r}")
+    return Columns(args.text_column, args.label_column, names)
+
+
 def check_range(args, name, low, high=None, low_open=False, high_open=False, flag=None):
     """The one range check of options: a one-line ``UserError`` if option ``name`` of ``args`` (None: unset,
     fine) lies outside [low, high], an end excluded where ``*_open``; ``high=None``: no upper end. ``flag``:
@@ -202,5 +221,5 @@ def timing_main(args, prog, name):
         device = setup(args)
         settings = TimingSettings(args.out_dir, args.results, args.data, args.seed, args.n_reviews,
                                   tuple(batch_sizes), args.e2e_batch_size, args.warmup, args.repeats, args.both,
-                                  args.progress, args.runtime)
+                                  args.progress, args.runtime, columns(args))
         return run_timing(settings, name, prog, device)

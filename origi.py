@@ -24,7 +24,7 @@ import torch.nn.functional as F
 import common
 import transformer
 from labelless import UserError, store
-from labelless.data import Reviews, data_source, encode_rows, load_imdb, load_unlabeled, unlabeled_subset
+from labelless.data import Reviews, data_source, encode_rows, load_corpus, load_unlabeled, unlabeled_subset
 from labelless.distill import ALPHA, TEMPERATURE, DistillSettings, distil
 from labelless.fit import ModelSettings, TrainSettings, accuracy, fit, new_model, predict_logits
 from labelless.runtime import say
@@ -35,7 +35,7 @@ PROG = "origi.py"
 
 def parse_args(argv=None):
     p = common.make_parser(PROG, __doc__)
-    common.add_common_args(p, subsets=False)
+    common.add_common_args(p)
     p.add_argument("--temperature", type=float, default=TEMPERATURE, help="softmax temperature T")
     p.add_argument("--alpha", type=float, default=ALPHA, help="weight of the soft (teacher) term")
     p.add_argument("--student-size", choices=list(transformer.SIZES), help="model size of the student")
@@ -66,20 +66,24 @@ def check_args(args):
     common.check_range(args, "dropout", 0, 1, high_open=True)
 
 
-def load_transfer_data(data, history, tokenizer, progress_bar, unlabeled_samples=0):
-    """``(transfer, val, test)`` ``Reviews``. Transfer labels are -1 except where active learning revealed
-    them. The transfer set is the pool, then ``unlabeled_samples`` unlabeled reviews (None: all; their
-    ``index`` counts rows of the unlabeled split), chosen with the teacher's data seed."""
-    train, test = load_imdb(data)
+def load_transfer_data(data, columns, history, tokenizer, progress_bar, unlabeled_samples=0):
+    """``(transfer, val, test)`` ``Reviews`` (``test`` None: the data has no test split). Transfer labels
+    are -1 except where active learning revealed them. The transfer set is the pool, then
+    ``unlabeled_samples`` unlabeled reviews (None: all; their ``index`` counts rows of the unlabeled
+    split), chosen with the teacher's data seed."""
+    corpus = load_corpus(data, columns)
+    train, test = corpus.train, corpus.test
     pool_index = np.asarray(history.pool_index)
     pool_texts = train.select(pool_index)["text"] if pool_index.max() < len(train) else None
     if pool_texts is None or store.fingerprint(pool_index, pool_texts) != history.pool_fingerprint:
-        raise UserError(f"the IMDB data at {data_source(data)} is not the data the teacher was "
-                        f"trained on ({history.settings['data']}): pass that --data")
+        raise UserError(f"the data at {data_source(data)} is not the data the teacher was "
+                        f"trained on ({history.settings['data']}): pass that --data (and its --text-column)")
     transfer = Reviews(pool_index, encode(tokenizer, pool_texts, progress_bar), np.full(len(pool_index), -1))
     revealed = np.asarray(history.revealed_index)
     position = {i: n for n, i in enumerate(pool_index)}
-    transfer.labels[[position[i] for i in revealed]] = train.select(revealed)["label"]  # only these are read
+    # Only these labels are read: the run's own record of them (a person's answers), else the data's.
+    transfer.labels[[position[i] for i in revealed]] = (history.revealed_labels if history.revealed_labels is not None
+                                                        else train.select(revealed)["label"])
     if unlabeled_samples != 0:
         unsup = load_unlabeled(data)
         more = encode_rows(unsup, unlabeled_subset(len(unsup), unlabeled_samples, history.settings["seed"]), tokenizer,
@@ -87,14 +91,18 @@ def load_transfer_data(data, history, tokenizer, progress_bar, unlabeled_samples
         transfer = Reviews(np.concatenate([transfer.index, more.index]), transfer.ids + more.ids,
                            np.concatenate([transfer.labels, more.labels]))
     val = encode_rows(train, history.val_index, tokenizer, progress_bar)
-    test = encode_rows(test, history.test_index, tokenizer, progress_bar)
+    if history.val_labels is not None:
+        val.labels = np.asarray(history.val_labels)
+    test = encode_rows(test, history.test_index, tokenizer, progress_bar) if test is not None else None
     return transfer, val, test
 
 
 def train_student(args, teacher_config, transfer, teacher_logits, val, device, distill):
     """A student trained with the teacher's soft labels (``distill``) or on revealed labels alone."""
+    label_names = tuple(teacher_config.id2label[i] for i in range(teacher_config.num_labels))
     model = new_model(ModelSettings(args.student_size, teacher_config.vocab_size, teacher_config.max_len,
-                                    teacher_config.pad_token_id, args.dropout), args.seed).to(device)
+                                    teacher_config.pad_token_id, args.dropout, label_names=label_names),
+                      args.seed).to(device)
     train = TrainSettings(args.distill_epochs, args.distill_lr, args.batch_size, progress=args.progress)
     desc = "student" if distill else "student_no_kd"
     if distill:
@@ -125,30 +133,33 @@ def run(args):
     teacher_dir = args.out_dir / "teacher"
     teacher, tokenizer, _ = store.load_checkpoint(teacher_dir, "training.py", device, what="teacher")
     history = store.ALHistory.load(teacher_dir)
-    transfer, val, test = load_transfer_data(args.data, history, tokenizer, args.progress,
+    transfer, val, test = load_transfer_data(args.data, common.columns(args), history, tokenizer, args.progress,
                                              args.unlabeled_samples if args.unlabeled == "imdb" else 0)
     n_revealed, n_unlabeled = int((transfer.labels >= 0).sum()), len(transfer) - len(history.pool_index)
+    # Models are scored on the test split; on data without one, on the validation set.
+    held, split = (test, "test") if test is not None else (val, "val")
 
     # Computed once: the soft targets of every transfer review for all epochs.
     teacher_logits = predict_logits(teacher, transfer.ids, progress_bar=args.progress, desc="teacher logits")
-    teacher_test_logits = predict_logits(teacher, test.ids, progress_bar=args.progress)
-    teacher_acc, teacher_test = accuracy(teacher_test_logits, test.labels), teacher_test_logits.argmax(1)
+    teacher_held_logits = predict_logits(teacher, held.ids, progress_bar=args.progress)
+    teacher_acc, teacher_held = accuracy(teacher_held_logits, held.labels), teacher_held_logits.argmax(1)
     say(f"{PROG}: transfer set {len(transfer)} reviews ({n_revealed} with revealed labels, {n_unlabeled} unlabeled), "
-        f"teacher test_acc {teacher_acc:.4f}")
+        f"teacher {split}_acc {teacher_acc:.4f}" + ("" if test is not None else " (the data has no test split)"))
 
     variants = [] if args.no_distill else [("student", True)]
     variants += [] if args.skip_baseline else [("student_no_kd", False)]
-    rows, results = [], {"teacher_test_acc": teacher_acc}
+    rows, results = [], {f"teacher_{split}_acc": teacher_acc}
     for name, distill in variants:
         folder, run_id = args.out_dir / name, run_key(args, teacher_dir, history, name)
         info = trained_by(folder, run_id)
         if info is None:
             model, fit_history = train_student(args, teacher.config, transfer, teacher_logits, val, device, distill)
-            logits = predict_logits(model, test.ids)
-            acc, agreement = accuracy(logits, test.labels), float((logits.argmax(1) == teacher_test).mean())
+            logits = predict_logits(model, held.ids)
+            acc, agreement = accuracy(logits, held.labels), float((logits.argmax(1) == teacher_held).mean())
             result = dict(
-                model=name, test_acc=acc, val_acc=max(fit_history["val_acc"]), teacher_test_acc=teacher_acc,
-                agreement=agreement, params=model.num_params(), teacher_params=teacher.num_params(),
+                model=name, **({"test_acc": acc} if test is not None else {}), val_acc=max(fit_history["val_acc"]),
+                **{f"teacher_{split}_acc": teacher_acc}, agreement=agreement, scored_on=split,
+                params=model.num_params(), teacher_params=teacher.num_params(),
                 non_embedding_params=model.num_params(non_embedding=True),
                 teacher_non_embedding_params=teacher.num_params(non_embedding=True),
                 temperature=args.temperature, alpha=args.alpha if distill else 0.0,
@@ -157,17 +168,17 @@ def run(args):
                 train_seconds=fit_history["seconds"], epochs=args.distill_epochs, seed=args.seed, preset=args.preset,
                 run_id=run_id)
             info = {"script": PROG, "distilled": distill, "teacher": str(teacher_dir), "temperature": args.temperature,
-                    "alpha": args.alpha, "fit": fit_history, "test_acc": acc, "seed": args.seed, "run_id": run_id,
+                    "alpha": args.alpha, "fit": fit_history, f"{split}_acc": acc, "seed": args.seed, "run_id": run_id,
                     "result": result}
             store.save_checkpoint(model, tokenizer, folder, info, onnx=True)  # before the results line: no work lost
         else:
             model = store.load_checkpoint(folder, PROG, device, what=name)[0]
             say(f"{PROG}: {folder} was trained by this same command already: reused (delete it to train again)")
         store.append_results(args.results, PROG, [info["result"]], once=True)
-        rows.append((name, info["result"]["test_acc"], info["result"]["agreement"], model, size_on_disk(folder)))
-        results[name] = {"test_acc": info["result"]["test_acc"], "agreement": info["result"]["agreement"],
-                         "folder": str(folder)}
-    report(teacher, teacher_acc, teacher_dir, rows)
+        acc = info["result"][f"{split}_acc"]
+        rows.append((name, acc, info["result"]["agreement"], model, size_on_disk(folder)))
+        results[name] = {f"{split}_acc": acc, "agreement": info["result"]["agreement"], "folder": str(folder)}
+    report(teacher, teacher_acc, teacher_dir, rows, split)
     return results
 
 
@@ -190,8 +201,8 @@ def trained_by(folder, run_id):
     return info if complete and info.get("run_id") == run_id and "result" in info else None
 
 
-def report(teacher, teacher_acc, teacher_dir, rows):
-    print(f"\n{'model':<14} {'test acc':>8} {'agree':>6} {'params':>10} {'non-emb':>9} {'disk MB':>8}")
+def report(teacher, teacher_acc, teacher_dir, rows, split):
+    print(f"\n{'model':<14} {split + ' acc':>8} {'agree':>6} {'params':>10} {'non-emb':>9} {'disk MB':>8}")
     print(f"{'teacher':<14} {teacher_acc:>8.4f} {'1.0000':>6} {teacher.num_params():>10,} "
           f"{teacher.num_params(non_embedding=True):>9,} {size_on_disk(teacher_dir) / 1e6:>8.2f}")
     for name, acc, agreement, model, disk in rows:

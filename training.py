@@ -1,9 +1,12 @@
-"""Train the teacher on IMDB with pool-based uncertainty active learning (Settles 2009).
+"""Train the teacher with pool-based uncertainty active learning (Settles 2009), on IMDB or your own texts.
 
 The training split is an unlabeled pool: its labels stay hidden and are revealed only for the reviews
-the strategy asks for (the dataset plays the annotator). Starting from a random class-balanced seed set,
-each round trains a fresh teacher on all labeled reviews, scores the unlabeled pool, and reveals the
-labels of the ``--query-size`` most uncertain reviews, until ``--label-budget`` labels are used. The
+the strategy asks for. The dataset plays the annotator (``--oracle simulated``), or a person does
+(``--oracle files``: each round's questions are written to ``<out-dir>/queries/`` as a CSV and Label
+Studio tasks, and ``--resume --answers FILE`` goes on). Starting from a random seed set (class-balanced
+in IMDB's simulation), each round trains a fresh teacher on all labeled reviews, scores the unlabeled
+pool, and asks for the labels of the ``--query-size`` most uncertain reviews, until ``--label-budget``
+labels are used (or, with ``--stop-when-stable``, its predictions settle). The
 validation set (whole runs of adjacent training rows, so mostly other movies than the pool's) counts
 against that budget; the test split is used only for the final report. With ``--ensemble K``, K - 1
 more teachers are then trained on the final labels and all K distilled into one on the whole pool.
@@ -16,10 +19,14 @@ Writes ``<out-dir>/teacher/`` (model, its ONNX copies, tokenizer, ``al_history.j
 
     python training.py --preset smoke --data ../shared/data/imdb
     python training.py --compare-random --seeds 1,2,3          # uncertainty vs random, 3 seeds
+    python training.py --data news.csv --label-column topic --oracle files   # you label (README)
 """
 
+import shlex
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 
@@ -29,9 +36,10 @@ from labelless import UserError, active, store
 from labelless.active import ALData, ALSettings
 from labelless.bar import fit_bar
 from labelless.curves import curve_summary, label_savings, plot_curves
-from labelless.data import (DataSettings, data_source, encode_rows, load_imdb, load_unlabeled, partition,
+from labelless.data import (DataSettings, Reviews, data_source, encode_rows, load_corpus, load_unlabeled, partition,
                             unlabeled_subset)
 from labelless.fit import ModelSettings, TrainSettings, accuracy, evaluate
+from labelless.oracle import LABEL_STUDIO_CONFIG, read_answers, write_queries
 from labelless.runtime import say
 from labelless.strategies import STRATEGIES
 from labelless.text import train_tokenizer
@@ -47,15 +55,16 @@ RETIRED_SETTINGS = {
     "self_distil_epochs": None, "self_distil_start": "fresh", "self_distil_crops": 0, "self_distil_token_dropout": 0.0,
     "ngram_weight": 0.0, "temperature": 4.0, "alpha": 0.9, "rounds": None}
 # Settings added later, at the values that earlier states ran with.
-ADDED_SETTINGS = {"unlabeled": "none", "unlabeled_samples": None}
+ADDED_SETTINGS = {"unlabeled": "none", "unlabeled_samples": None, "text_column": "text", "label_column": None,
+                  "classes": None, "oracle": "simulated", "stop_when_stable": None}
+DROPOUT = 0.2  # the teacher's, chosen on the development set (benchmarks/JOURNAL.md)
 
 
 def add_teacher_args(p):
-    """The teacher's model and training flags (``benchmarks/teacher_dev.py`` takes them too)."""
-    p.add_argument("--teacher-size", choices=list(transformer.SIZES), help="model size of the teacher")
+    """The teacher's training flags (``benchmarks/teacher_dev.py`` takes them too, and ``--teacher-size``
+    and ``--dropout``, which ``training.py`` takes from the preset and ``DROPOUT``)."""
     p.add_argument("--vocab-size", type=int)
     p.add_argument("--max-len", type=int, help="tokens kept per review (the end of long reviews)")
-    p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--epochs", type=int, help="epochs per round")
     p.add_argument("--lr", type=float, help="peak learning rate (one-cycle AdamW)")
     p.add_argument("--batch-size", type=int)
@@ -78,15 +87,27 @@ def parse_args(argv=None):
     p.add_argument("--unlabeled", choices=["imdb", "none"], default="none",
                    help="imdb: IMDB's unlabeled reviews (a seeded subset on the small presets) join the transfer set "
                         "of the ensemble step (--ensemble > 1); none: the training split alone")
-    p.set_defaults(unlabeled_samples=None)  # how many: set by the preset
+    p.set_defaults(unlabeled_samples=None, teacher_size=None, dropout=DROPOUT)  # None: set by the preset
     add_teacher_args(p)
+    p.add_argument("--stop-when-stable", type=float, metavar="SHARE",
+                   help="end before the budget once fewer than this share of the predictions on a fixed sample of the "
+                        "pool changed since the last round (each round logs that share as changed=)")
     p.add_argument("--compare-random", action="store_true", help="also run the random baseline")
     p.add_argument("--seeds", default=None, help="comma-separated seeds of the active learning runs "
                    "(default: --seed); the data split always uses --seed")
     p.add_argument("--eval-test-each-round", action="store_true",
                    help="report test accuracy per round (reported only, never used to choose anything)")
+    p.add_argument("--oracle", choices=["simulated", "files"], default="simulated",
+                   help="who labels: simulated, the data's labels; files, a person: each round's queries are written "
+                        "to OUT_DIR/queries/ and the run stops until --resume --answers brings the labels")
+    p.add_argument("--classes", help="the class names, comma-separated, when the data has no labels to name them "
+                   "(e.g. neg,pos); labels may then be these names or their ids 0, 1, ...")
+    p.add_argument("--answers", type=Path, help="with --resume and --oracle files: the queries CSV filled in, or a "
+                   "Label Studio export of its tasks")
     p.add_argument("--resume", action="store_true", help="continue interrupted runs from their last round")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to print the command that goes on after answers
+    return args
 
 
 def check_teacher_args(args):
@@ -96,12 +117,12 @@ def check_teacher_args(args):
     common.check_range(args, "dropout", 0, 1, high_open=True)
 
 
-def check_args(args, pool_size):
+def check_args(args, pool_size, n_classes):
     """Every option error, before anything is written."""
     ask = args.label_budget - args.val_size
     common.check_range(args, "query_size", 1)
-    if args.initial_labels < 2:
-        raise UserError(f"--initial-labels must be at least 2 (one per class), got {args.initial_labels}")
+    if args.initial_labels < n_classes:
+        raise UserError(f"--initial-labels must be at least {n_classes} (one per class), got {args.initial_labels}")
     if args.initial_labels > ask:
         raise UserError(f"--initial-labels {args.initial_labels} plus the {args.val_size} validation labels exceed "
                         f"--label-budget {args.label_budget}: raise the budget or lower --initial-labels")
@@ -111,6 +132,7 @@ def check_args(args, pool_size):
         raise UserError(f"--label-budget {args.label_budget} exceeds the {pool_size} pool + {args.val_size} "
                         "validation reviews: lower it or use more training data")
     common.check_range(args, "pool_sample", 0)
+    common.check_range(args, "stop_when_stable", 0, 1, low_open=True)
     check_teacher_args(args)
 
 
@@ -125,24 +147,33 @@ def settings(args):
     """What defines a run: a resumed run must have the same."""
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "pool_sample", "ensemble",
             "epochs", "lr", "batch_size", "dropout", "val_size", "vocab_size", "max_len", "teacher_size",
-            "max_train_samples", "max_test_samples", "seed", "unlabeled")
+            "max_train_samples", "max_test_samples", "seed", "unlabeled", "text_column", "label_column", "classes",
+            "oracle", "stop_when_stable")
     return {k: getattr(args, k) for k in keys} | {
         "data": data_source(args.data), "unlabeled_samples": args.unlabeled_samples if args.unlabeled == "imdb" else None}
 
 
-def model_settings(args, tokenizer):
+def model_settings(args, tokenizer, label_names=ModelSettings.label_names):
     return ModelSettings(args.teacher_size, len(tokenizer), args.max_len, tokenizer.pad_token_id, args.dropout,
-                         getattr(args, "ngram_buckets", 0))
+                         getattr(args, "ngram_buckets", 0), tuple(label_names))
 
 
 def train_settings(args):
     return TrainSettings(args.epochs, args.lr, args.batch_size, progress=args.progress)
 
 
-def al_settings(args, strategy):
+def al_settings(args, strategy, benchmark_draws):
     return ALSettings(strategy, args.initial_labels, args.query_size, args.label_budget - args.val_size,
                       pool_sample=args.pool_sample, ensemble=args.ensemble,
-                      eval_test_each_round=args.eval_test_each_round)
+                      eval_test_each_round=args.eval_test_each_round, balanced_start=benchmark_draws,
+                      stop_when_stable=args.stop_when_stable)
+
+
+def benchmark_draws(args, corpus):
+    """Whether the seed set is class-balanced and the validation set stratified, which reads labels no one
+    has given yet: only the simulated annotator on IMDB's layouts, as the benchmark always ran; a
+    person's run, and the simulation of one on your own files, draw both at random."""
+    return corpus.benchmark and args.oracle == "simulated"
 
 
 def state_dir(args, strategy, seed):
@@ -199,7 +230,7 @@ def resumed_state(args, folder, run_settings, tokenizer, device):
         state["ensemble_step"] = state.pop("self_distil")
     state.setdefault("run_id", uuid.uuid4().hex[:8])  # states of earlier versions had none
     say(f"{PROG}: resuming {run_settings['strategy']} seed {run_settings['run_seed']} "
-        f"after round {state['rounds'][-1]['round']}")
+        + (f"after round {state['rounds'][-1]['round']}" if state["rounds"] else "before round 0"))
     return model, state
 
 
@@ -212,12 +243,19 @@ def unlabeled_rows(args, seed):
     return unsup, unlabeled_subset(len(unsup), args.unlabeled_samples, seed)
 
 
-def prepare(args, seeds, train, test_split, device):
+def prepare(args, seeds, corpus, device):
     """The run's ``ALData``: the partition, a tokenizer trained on its training texts, the encoded
     splits and unlabeled reviews, and word vectors from the training texts (texts, not labels)."""
-    part = partition(train["label"], test_split["label"],
-                     DataSettings(args.max_train_samples, args.max_test_samples, args.val_size, args.seed))
-    check_args(args, len(part.pool))
+    train, test_split = corpus.train, corpus.test
+    labels = np.asarray(train["label"])
+    if args.oracle == "simulated" and (labels < 0).any():
+        raise UserError(f"{(labels < 0).sum()} training rows of {data_source(args.data)} have no label: the simulated "
+                        "annotator answers from the labels, so every training row needs one: label or drop those rows (or name the "
+                        "labels' column with --label-column)")
+    part = partition(labels, None if test_split is None else test_split["label"],
+                     DataSettings(args.max_train_samples, args.max_test_samples, args.val_size, args.seed,
+                                  stratify=benchmark_draws(args, corpus)))
+    check_args(args, len(part.pool), len(corpus.label_names))
     unsup, unsup_rows = unlabeled_rows(args, args.seed)
     start = time.perf_counter()
     # The unlabeled reviews stay out of the tokenizer and the word vectors: there they lost on the
@@ -226,7 +264,8 @@ def prepare(args, seeds, train, test_split, device):
         train.select(part.texts)["text"], args.vocab_size, args.max_len)
     pool = encode_rows(train, part.pool, tokenizer, args.progress)
     val = encode_rows(train, part.val, tokenizer, args.progress)
-    test = encode_rows(test_split, part.test, tokenizer, args.progress)
+    test = (encode_rows(test_split, part.test, tokenizer, args.progress) if test_split is not None
+            else Reviews(part.test, [], part.test))
     unlabeled = encode_rows(unsup, unsup_rows, tokenizer, args.progress) if unsup else None
     cut = np.mean([len(x) == args.max_len for x in pool.ids])  # longer reviews were cut to max_len
     say(f"{PROG}: pool {len(pool)}, validation {len(val)}, test {len(test)}, unlabeled {len(unsup_rows)}, "
@@ -238,24 +277,30 @@ def prepare(args, seeds, train, test_split, device):
     return ALData(pool, val, test, tokenizer, vectors, device, unlabeled)
 
 
-def run_one(args, strategy, seed, data):
+def run_one(args, strategy, seed, data, corpus):
     """One active-learning run, resumed if it was interrupted. Returns ``(teacher, run record, results
-    line)``; the line is kept in the run's saved state, so that a resumed run reports it once."""
+    line)``; the line is kept in the run's saved state, so that a resumed run reports it once. A run
+    that waits for a person's answers returns ``(None, None, path of the queries)``."""
     folder = state_dir(args, strategy, seed)
     run_settings = settings(args) | {"strategy": strategy, "run_seed": seed}
     model, state = resumed_state(args, folder, run_settings, data.tokenizer, data.device)
-    al = al_settings(args, strategy)
+    al = al_settings(args, strategy, benchmark_draws(args, corpus))
     if state is None:
         state = active.initialize(al, seed, data.pool, run_settings)
-    model, state = active.learn(al, seed, data, model_settings(args, data.tokenizer), train_settings(args),
-                                folder, state, model)
+    active.restore_labels(state, data)
+    if args.answers:
+        take_answers(args, state, data, corpus)
+    model, state = active.learn(al, seed, data, model_settings(args, data.tokenizer, corpus.label_names),
+                                train_settings(args), folder, state, model)
+    if state.get("pending"):
+        return None, None, ask(args, state, data, corpus)
     if "result" not in state:
         start = time.perf_counter()
         final = state.get("ensemble_step", state["rounds"][-1])
-        test_acc = evaluate(model, data.test.ids, data.test.labels)
+        test_acc = evaluate(model, data.test.ids, data.test.labels) if len(data.test) else None
         state["result"] = dict(
             model="teacher", strategy=strategy, labels_used=final["labels_used"], pool_size=len(data.pool),
-            rounds=len(state["rounds"]) - 1, test_acc=test_acc, val_acc=final["val_acc"], params=model.num_params(),
+            rounds=len(state["rounds"]) - 1, **tested(test_acc), val_acc=final["val_acc"], params=model.num_params(),
             train_seconds=state.get("seconds", 0.0) + time.perf_counter() - start, seed=seed, preset=args.preset,
             retrain="cold", self_distilled="ensemble_step" in state,
             ensemble=args.ensemble if "ensemble_step" in state else 1, unlabeled=n_unlabeled(data),
@@ -263,9 +308,42 @@ def run_one(args, strategy, seed, data):
         store.save_checkpoint(model, data.tokenizer, folder, state)
     result = state["result"]
     record = {"strategy": strategy, "seed": seed, "rounds": state["rounds"], "ensemble_step": state.get("ensemble_step"),
-              "labeled_index": data.pool.index[state["labeled"]].tolist(), "test_acc": result["test_acc"],
-              "seconds": result["train_seconds"]}
+              "labeled_index": data.pool.index[state["labeled"]].tolist(), "labels": state["labels"],
+              "val_labels": state["val_labels"], "test_acc": result.get("test_acc"), "seconds": result["train_seconds"]}
     return model, record, result
+
+
+def asked_rows(state, data):
+    """The training rows of the questions that wait for a person's answers: validation first, then pool."""
+    pool_rows, val_rows = active.unanswered(state, data)
+    return np.concatenate([data.val.index[val_rows], data.pool.index[pool_rows]]), pool_rows, val_rows
+
+
+def ask(args, state, data, corpus):
+    """Write the questions of the waiting round for a person, and say how to go on. Returns the CSV's path."""
+    rows, _, val_rows = asked_rows(state, data)
+    k = len(state["rounds"])
+    path = write_queries(args.out_dir, k, corpus.ids[rows].tolist(), corpus.train.select(rows)["text"],
+                         corpus.label_names)
+    kept = [a for i, a in enumerate(args.argv) if a != "--resume" and not a.startswith("--answers")
+            and not (i and args.argv[i - 1] == "--answers")]
+    command = " ".join(["python", PROG, *map(shlex.quote, kept), "--resume", "--answers", shlex.quote(str(path))])
+    what = f" ({len(val_rows)} of them the validation set)" if len(val_rows) else ""
+    print(f"{PROG}: round {k} asks for {len(rows)} labels{what}. Fill in the label column of {path} (one of "
+          f"{', '.join(corpus.label_names)}), or label {path.with_suffix('.tasks.json').name} in Label Studio with "
+          f"the interface {LABEL_STUDIO_CONFIG} beside it and export JSON; then go on with\n  {command}")
+    return path
+
+
+def take_answers(args, state, data, corpus):
+    """Read the answers to the waiting questions from ``--answers`` into ``data`` (checked first: a bad
+    file changes nothing)."""
+    rows, pool_rows, val_rows = asked_rows(state, data)
+    k = len(state["rounds"])
+    if not len(rows):
+        raise UserError(f"no questions wait for answers (round {k} has its labels): drop --answers {args.answers}")
+    labels = np.asarray(read_answers(args.answers, corpus.ids[rows].tolist(), corpus.label_names, k))
+    data.val.labels[val_rows], data.pool.labels[pool_rows] = labels[:len(val_rows)], labels[len(val_rows):]
 
 
 def main(argv=None):
@@ -282,13 +360,26 @@ def run(args):
     strategies = [args.strategy] + (["random"] if args.compare_random and args.strategy != "random" else [])
     if args.resume:
         check_resumable(args, strategies, seeds)
-    train, test_split = load_imdb(args.data)
-    data = prepare(args, seeds, train, test_split, device)
+    if args.answers and not (args.resume and args.oracle == "files"):
+        raise UserError("--answers goes with --resume and --oracle files: add them (as the command printed by the "
+                        "last round)")
+    if args.oracle == "files" and len(strategies) * len(seeds) > 1:
+        raise UserError("--oracle files runs one strategy with one seed (one person labels): drop --compare-random "
+                        "and give one seed")
+    corpus = load_corpus(args.data, common.columns(args))
+    if not corpus.label_names:
+        raise UserError(f"{data_source(args.data)} has no labels to name the classes by: pass them with --classes "
+                        "(e.g. --classes neg,pos)")
+    if corpus.test is None and args.eval_test_each_round:
+        raise UserError(f"--eval-test-each-round needs a test split, and {data_source(args.data)} has none: drop the flag")
+    data = prepare(args, seeds, corpus, device)
 
     runs, results, teacher = [], [], None
     for strategy in strategies:
         for seed in seeds:
-            model, record, result = run_one(args, strategy, seed, data)
+            model, record, result = run_one(args, strategy, seed, data, corpus)
+            if model is None:  # waiting for a person's answers
+                return {"queries": str(result)}
             runs.append(record)
             results.append(result)
             if teacher is None:
@@ -299,10 +390,11 @@ def run(args):
     history = store.ALHistory(
         settings=settings(args), seeds=seeds, teacher_strategy=args.strategy, teacher_seed=seeds[0],
         pool_index=data.pool.index.tolist(), val_index=data.val.index.tolist(),
-        pool_fingerprint=store.fingerprint(data.pool.index, train.select(data.pool.index)["text"]),
+        pool_fingerprint=store.fingerprint(data.pool.index, corpus.train.select(data.pool.index)["text"]),
         test_index=data.test.index.tolist(), revealed_index=runs[0]["labeled_index"],
         labels_used=runs[0]["rounds"][-1]["labels_used"], curve_metric=metric, summary=summary, runs=runs,
-        unlabeled_used=n_unlabeled(data))
+        unlabeled_used=n_unlabeled(data), oracle=args.oracle, revealed_labels=runs[0]["labels"],
+        revealed_round=revealed_round(runs[0]), val_labels=runs[0]["val_labels"])
     if "random" in summary and args.strategy != "random":
         history.label_fraction_to_match_random = label_savings(summary, args.strategy)
         history.gain_over_random_at_budget = summary[args.strategy]["mean"][-1] - summary["random"]["mean"][-1]
@@ -314,7 +406,7 @@ def run(args):
                                     "test_acc": runs[0]["test_acc"], "settings": settings(args)},
                                    extra={store.HISTORY_FILE: history.record()}, onnx=True)
     plot_curves(summary, metric, args.out_dir / "al_curve.png")
-    bar = the_bar(args, train, test_split, data, history, results[0]["run_id"])
+    bar = the_bar(args, corpus, data, history, results[0]["run_id"])
     store.append_results(args.results, PROG, results + [bar], once=True)
     report(args, history, runs, teacher, folder)
     out = {"test_acc": runs[0]["test_acc"], "labels_used": history.labels_used, "teacher_dir": str(folder),
@@ -325,22 +417,35 @@ def run(args):
     return out
 
 
+def revealed_round(run):
+    """When each label of ``run["labeled_index"]`` was revealed: 0 for the seed set, k for a query after round k - 1."""
+    asked = {row: record["round"] + 1 for record in run["rounds"] for row in record.get("queried", [])}
+    return [asked.get(row, 0) for row in run["labeled_index"]]
+
+
 def n_unlabeled(data):
     return len(data.unlabeled) if data.unlabeled is not None else 0
 
 
-def the_bar(args, train, test_split, data, history, run_id):
+def tested(test_acc):
+    """A results line's test accuracy: none without a test split."""
+    return {} if test_acc is None else {"test_acc": test_acc}
+
+
+def the_bar(args, corpus, data, history, run_id):
     """The bar fitted on the teacher's revealed labels, C chosen on the same validation set, saved to
     ``<out-dir>/bar/``; returns its results line (``model=bar``)."""
-    revealed = train.select(history.revealed_index)
-    bar = fit_bar(revealed["text"], np.asarray(revealed["label"]), train.select(data.val.index)["text"],
-                  data.val.labels, args.progress)
-    test_acc = accuracy(bar.logits(test_split.select(data.test.index)["text"]), data.test.labels)
+    train = corpus.train
+    bar = fit_bar(train.select(history.revealed_index)["text"], np.asarray(history.revealed_labels),
+                  train.select(data.val.index)["text"], data.val.labels, args.progress)
+    test_acc = (accuracy(bar.logits(corpus.test.select(data.test.index)["text"]), data.test.labels)
+                if corpus.test is not None else None)
     bar.info |= {"script": PROG, "test_acc": test_acc, "labels_used": history.labels_used}
     bar.save(args.out_dir / "bar")
-    say(f"{PROG}: the bar (TF-IDF logistic regression) on the same {len(revealed)} revealed labels: "
-        f"val_acc={bar.info['val_acc']:.4f} test_acc={test_acc:.4f} (C={bar.info['C']:g})")
-    return dict(model="bar", labels_used=history.labels_used, test_acc=test_acc, val_acc=bar.info["val_acc"],
+    say(f"{PROG}: the bar (TF-IDF logistic regression) on the same {len(history.revealed_index)} revealed labels: "
+        f"val_acc={bar.info['val_acc']:.4f}" + (f" test_acc={test_acc:.4f}" if test_acc is not None else "")
+        + f" (C={bar.info['C']:g})")
+    return dict(model="bar", labels_used=history.labels_used, **tested(test_acc), val_acc=bar.info["val_acc"],
                 C=bar.info["C"], n_features=bar.info["n_features"], train_seconds=bar.info["seconds"], seed=args.seed,
                 preset=args.preset, run_id=run_id)
 
@@ -359,7 +464,9 @@ def report(args, history, runs, teacher, folder):
         print(f"{args.strategy} reaches random's final {metric} with "
               + (f"{frac:.0%} of its labels" if frac is not None else "no budget tried (not reached)")
               + f"; at the full budget it is {100 * history.gain_over_random_at_budget:+.2f} points from random")
-    print(f"teacher: test_acc {runs[0]['test_acc']:.4f}, {teacher.num_params():,} params -> {folder}")
+    acc = (f"test_acc {runs[0]['test_acc']:.4f}" if runs[0]["test_acc"] is not None
+           else f"no test split, val_acc {runs[0]['rounds'][-1]['val_acc']:.4f}")
+    print(f"teacher: {acc}, {teacher.num_params():,} params -> {folder}")
 
 
 if __name__ == "__main__":

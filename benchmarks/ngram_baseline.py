@@ -23,7 +23,7 @@ PROG = "ngram_baseline.py"
 
 def parse_args(argv=None):
     p = common.make_parser(PROG, __doc__)
-    common.add_common_args(p)
+    common.add_common_args(p, subsets=("train", "test"))
     p.add_argument("--labels", default=None,
                    help="comma-separated numbers of random pool labels to train on (default: as many as the "
                         "preset's teacher asks for, and the whole pool)")

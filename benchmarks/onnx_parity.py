@@ -19,7 +19,7 @@ PROG = "onnx_parity.py"
 
 def parse_args(argv=None):
     p = common.make_parser(PROG, __doc__)
-    common.add_common_args(p, subsets=False)
+    common.add_common_args(p)
     p.add_argument("--n-reviews", type=int, help="size of the stratified test-split sample")
     return p.parse_args(argv)
 

@@ -41,6 +41,8 @@ def parse_args(argv=None):
     p.add_argument("--data", default=None, help="as in training.py (default: $IMDB_DATA, else the hub)")
     p.add_argument("--labels", type=int, default=8000, help="random labels the teachers train on")
     training.add_teacher_args(p)
+    p.add_argument("--teacher-size", choices=list(transformer.SIZES), help="model size of the teacher")
+    p.add_argument("--dropout", type=float, default=training.DROPOUT)
     p.add_argument("--ngram-buckets", type=int, default=0,
                    help="hashed bigram and trigram embeddings added at the teacher's input, this many buckets (0: none)")
     p.add_argument("--unlabeled", choices=["none", "transfer"], default="none",

@@ -1,13 +1,16 @@
 """The library behind the four scripts, one module per concept.
 
-- ``data``: IMDB from the hub, a parquet folder or an aclImdb folder; stratified subsets and the
-  held-out validation set; a run's partition of the data.
+- ``data``: IMDB from the hub, a parquet folder or an aclImdb folder, or your own texts (CSV, JSON
+  Lines, parquet, a hub id) with any number of classes; subsets, the held-out validation set, a run's
+  partition of the data.
 - ``text``: the WordPiece tokenizer, encoding, length-bucketed batches, padding.
 - ``vectors``: word vectors from unlabeled text, to start the token embeddings from.
 - ``fit``: the model factory, the one training loop, prediction and accuracy.
 - ``distill``: the distillation loss, distilling one teacher or an ensemble.
 - ``strategies``: uncertainty scores, the seed set and the query.
 - ``active``: the active-learning loop and the ensemble step after it.
+- ``oracle``: a person in the loop: each round's queries as a CSV and Label Studio tasks, the answers
+  read back and checked.
 - ``curves``: learning curves over seeds, label savings against random, the plot.
 - ``bar``: the TF-IDF n-gram logistic regression (scikit-learn), the bar the Transformers are held to.
 - ``export``: ONNX copies of a model (fp32 and int8) for ONNX Runtime.

@@ -1,9 +1,10 @@
 """The bar the Transformers are held to: the classifier a user would try first.
 
 scikit-learn's ``TfidfVectorizer`` (unigrams and bigrams, sublinear term frequency) and
-``LogisticRegression`` on the raw review text, the strong linear baseline for sentiment (Wang & Manning
-2012). ``fit_bar`` fits it on given labeled texts and chooses C on a validation set; ``Bar.save`` writes
-it as arrays and a vocabulary (safetensors and JSON, never a pickle) and ``Bar.load`` reads it back.
+``LogisticRegression`` (multinomial when there are more than two classes) on the raw text, the
+strong linear baseline for sentiment (Wang & Manning 2012). ``fit_bar`` fits it on given labeled texts
+and chooses C on a validation set; ``Bar.save`` writes it as arrays and a vocabulary (safetensors and
+JSON, never a pickle) and ``Bar.load`` reads it back.
 """
 
 import time
@@ -31,13 +32,13 @@ class Bar:
     info: dict
 
     def logits(self, texts):
-        """``(N, 2)`` scores of raw ``texts``: 0 for the negative class, the log-odds of the positive one."""
+        """``(N, K)`` scores of raw ``texts``; with two classes, 0 for the first and the log-odds of the second."""
         return self.scores(self.vectorizer.transform(texts))
 
     def scores(self, features):
-        """``(N, 2)`` scores of TF-IDF ``features`` (``vectorizer.transform``'s)."""
+        """``(N, K)`` scores of TF-IDF ``features`` (``vectorizer.transform``'s)."""
         z = self.classifier.decision_function(features)
-        return np.stack([np.zeros_like(z), z], 1)
+        return np.stack([np.zeros_like(z), z], 1) if z.ndim == 1 else z
 
     def save(self, folder):
         """Write ``folder`` atomically: vocabulary (JSON, in feature order), idf and weights (safetensors)."""
@@ -45,8 +46,9 @@ class Bar:
 
         with atomic_folder(folder) as tmp:
             write_json(tmp / VOCABULARY_FILE, self.vectorizer.get_feature_names_out().tolist())
-            save_file({"idf": self.vectorizer.idf_, "coef": self.classifier.coef_[0],
-                       "intercept": self.classifier.intercept_}, tmp / WEIGHTS_FILE)
+            # C order: safetensors writes the buffer as it lies, and a multinomial fit's coef_ is in Fortran order.
+            weights = {"idf": self.vectorizer.idf_, "coef": self.classifier.coef_, "intercept": self.classifier.intercept_}
+            save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, tmp / WEIGHTS_FILE)
             write_json(tmp / INFO_FILE, self.info)
         return Path(folder)
 
@@ -63,8 +65,9 @@ class Bar:
             vectorizer = TfidfVectorizer(**VECTORIZER, vocabulary=read_json(folder / VOCABULARY_FILE))
             vectorizer.idf_ = weights["idf"]
             classifier = LogisticRegression()
-            classifier.coef_, classifier.intercept_ = weights["coef"][None], weights["intercept"]
-            classifier.classes_ = np.array([0, 1])
+            coef = weights["coef"] if weights["coef"].ndim == 2 else weights["coef"][None]  # 1-D: saved before K classes
+            classifier.coef_, classifier.intercept_ = coef, weights["intercept"]
+            classifier.classes_ = np.arange(max(2, len(coef)))  # two classes have one row of weights
             info = read_json(folder / INFO_FILE)
         except Exception as e:  # missing or damaged files: safetensors, json and scikit-learn raise their own types
             raise UserError(f"cannot read the bar at {folder} ({type(e).__name__}): run `python training.py` again, "
@@ -81,9 +84,11 @@ def fit_bar(texts, labels, val_texts, val_labels, progress_bar=False):
     start = time.perf_counter()
     vectorizer = TfidfVectorizer(**VECTORIZER)
     X, val_X = vectorizer.fit_transform(texts), vectorizer.transform(val_texts)
+    # liblinear fits two classes (IMDB's numbers were measured with it) but not more: those get a multinomial fit.
+    solver = dict(solver="liblinear") if len(np.unique(labels)) <= 2 else dict(solver="lbfgs", max_iter=1000)
     best, val_acc = None, {}
     for C in progress(BAR_CS, progress_bar, desc="the bar", leave=False):
-        classifier = LogisticRegression(C=C, solver="liblinear", random_state=0).fit(X, np.asarray(labels))
+        classifier = LogisticRegression(C=C, random_state=0, **solver).fit(X, np.asarray(labels))
         val_acc[C] = accuracy(Bar(vectorizer, classifier, {}).scores(val_X), val_labels)
         if best is None or val_acc[C] > val_acc[best[0]]:
             best = (C, classifier)

@@ -25,6 +25,7 @@ class ModelSettings:
     pad_token_id: int
     dropout: float
     ngram_buckets: int = 0  # hashed n-gram embeddings (transformer.TransformerConfig); 0: none
+    label_names: tuple = ("neg", "pos")  # the classes, in id order: the config's id2label
 
 
 def new_model(settings, seed, vectors=None):
@@ -33,7 +34,8 @@ def new_model(settings, seed, vectors=None):
     torch.manual_seed(seed)
     config = transformer.TransformerConfig.from_size(
         settings.size, vocab_size=settings.vocab_size, max_len=settings.max_len,
-        pad_token_id=settings.pad_token_id, dropout=settings.dropout, ngram_buckets=settings.ngram_buckets)
+        pad_token_id=settings.pad_token_id, dropout=settings.dropout, ngram_buckets=settings.ngram_buckets,
+        id2label=dict(enumerate(settings.label_names)), label2id={name: i for i, name in enumerate(settings.label_names)})
     model = transformer.TransformerClassifier(config)
     if vectors is not None:
         init_embeddings(model, vectors)

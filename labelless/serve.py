@@ -48,15 +48,18 @@ class Served:
         spent = {"prepare": time.perf_counter() - t0, "batch": 0.0, "model": 0.0}
         lengths = self.lengths(inputs)
         order = np.argsort(lengths, kind="stable")
-        scores = np.empty((len(lengths), 2), dtype=np.float64)
+        scores = None  # (N, K), K known from the first batch
         step = self.micro_batch or len(order)
         for start in range(0, len(order), step):
             t1 = time.perf_counter()
             batch = self.batch(inputs, order[start:start + step])
             t2 = time.perf_counter()
-            scores[order[start:start + step]] = self.scores(batch)
+            out = self.scores(batch)
+            if scores is None:
+                scores = np.empty((len(lengths), out.shape[1]), dtype=np.float64)
+            scores[order[start:start + step]] = out
             spent["batch"], spent["model"] = spent["batch"] + t2 - t1, spent["model"] + time.perf_counter() - t2
-        labels = scores.argmax(1)
+        labels = scores.argmax(1) if scores is not None else np.zeros(0, dtype=np.int64)
         spent["other"] = time.perf_counter() - t0 - sum(spent.values())
         for key, seconds in spent.items():
             self.clock[key] += seconds
@@ -137,8 +140,8 @@ class ServedBar(Served):
         return self.bar.scores(batch)
 
     def size(self):
-        n = len(self.bar.vectorizer.idf_)
-        return n + 1, n + 1, sum(f.stat().st_size for f in self.folder.iterdir()) / 1e6
+        n = self.bar.classifier.coef_.size + self.bar.classifier.intercept_.size
+        return n, n, sum(f.stat().st_size for f in self.folder.iterdir()) / 1e6
 
 
 def _dropped(encoding):

@@ -165,12 +165,17 @@ def check_writable(path, flag, folder=False):
 
 
 def write_json(path, obj):
-    """Write JSON atomically (temporary file, then rename); temporary files of interrupted writes go."""
+    """Write JSON atomically (``write_text``)."""
+    write_text(path, json.dumps(obj, indent=1, default=_json_default) + "\n")
+
+
+def write_text(path, text):
+    """Write ``text`` atomically (temporary file, then rename); temporary files of interrupted writes go."""
     path = Path(path)
     for stale in path.parent.glob(f".{path.name}.tmp-*"):
         stale.unlink()
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -195,8 +200,12 @@ class ALHistory:
     Indices are rows of the IMDB splits. ``revealed_index``: the training rows whose labels the
     teacher's run revealed (seed set and queries; validation labels are counted in ``labels_used``
     but listed in ``val_index``). ``runs``: per strategy and seed, the rounds and the ensemble step.
-    ``unlabeled_used``: how many unlabeled reviews (texts only, no labels) the run read. The two
-    comparisons with random exist only when random ran beside the strategy.
+    ``unlabeled_used``: how many unlabeled reviews (texts only, no labels) the run read. Where each
+    label came from: ``oracle`` (``simulated``: the data's labels; ``files``: a person's answers),
+    ``revealed_labels`` and ``revealed_round`` (0: the seed set; k: asked after round k - 1) beside
+    ``revealed_index``, and ``val_labels`` beside ``val_index`` (histories of earlier versions lack
+    them: their labels are the data's). The two comparisons with random exist only when random ran
+    beside the strategy.
     """
 
     settings: dict
@@ -213,6 +222,10 @@ class ALHistory:
     summary: dict
     runs: list
     unlabeled_used: int = 0
+    oracle: str = "simulated"
+    revealed_labels: list | None = None
+    revealed_round: list | None = None
+    val_labels: list | None = None
     label_fraction_to_match_random: float | None = None
     gain_over_random_at_budget: float | None = None
 

@@ -39,11 +39,13 @@ STRATEGIES = {"least_confidence": least_confidence, "margin": margin, "entropy":
 
 
 def seed_set(labels, pool, n, rng):
-    """``n`` random pool positions, class-balanced (the cold start needs both classes)."""
-    per_class = [rng.permutation(np.flatnonzero(labels[pool] == c)) for c in (0, 1)]
-    take = [n // 2 + n % 2, n // 2]
+    """``n`` random pool positions, class-balanced (the cold start needs every class): the first
+    ``n % K`` of the ``K`` classes get one more."""
+    classes = np.unique(labels[pool])
+    per_class = [rng.permutation(np.flatnonzero(labels[pool] == c)) for c in classes]
+    take = [n // len(classes) + (i < n % len(classes)) for i in range(len(classes))]
     if any(len(p) < k for p, k in zip(per_class, take)):
-        raise UserError(f"the pool has too few reviews of one class for a balanced seed set of {n}: "
+        raise UserError(f"the pool has too few texts of one class for a balanced seed set of {n}: "
                         "lower --initial-labels")
     return np.sort(np.concatenate([pool[p[:k]] for p, k in zip(per_class, take)]))
 

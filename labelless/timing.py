@@ -1,6 +1,7 @@
 """The benchmark both timing scripts run: accuracy, model-only and end-to-end speed, size.
 
-On a seeded, stratified sample of the test split whose fingerprint is recorded, for each model (the
+On a seeded, stratified sample of the test split (data without one: of the validation texts) whose
+fingerprint is recorded, for each model (the
 student, the vanilla teacher, the bar): accuracy; model-only throughput and p50/p95 latency per batch
 size (inputs prepared beforehand); end-to-end throughput from raw text (``serve.Served.predict``, the
 share spent tokenizing reported) and end-to-end latency one review at a time, the number a web
@@ -19,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import load_imdb, stratified_subset
+from .data import Columns, load_corpus, stratified_subset
 from .runtime import progress, say
 from .serve import ServedBar, ServedTransformer
-from .store import append_results, check_checkpoint, fingerprint, read_results
+from .store import ALHistory, append_results, check_checkpoint, fingerprint, read_results
 from .text import length_batches
 
 # Each timed model: its folder under the output folder, and the script that writes it.
@@ -46,6 +47,7 @@ class TimingSettings:
     both: bool = False
     progress: bool = True
     runtime: str = "torch"
+    columns: Columns = Columns()
 
 
 def time_runs(run_batch, batches, warmup, repeats, sync=None, progress_bar=False, desc="time"):
@@ -79,7 +81,8 @@ def summarise(timing, n_items, n_tokens):
 
 
 def inference_sample(test, n, seed):
-    """A seeded, stratified sample of the test split: ``(index, texts, labels, fingerprint)``."""
+    """A seeded, stratified sample of ``test`` (the test split, else the validation texts): ``(index, texts,
+    labels, fingerprint)``."""
     index = stratified_subset(test["label"], n, seed)
     rows = test.select(index)
     texts, labels = rows["text"], np.asarray(rows["label"])
@@ -210,10 +213,18 @@ def run_timing(settings, name, prog, device):
         names.append("bar")
     else:
         say(f"{prog}: the bar is not timed: no {settings.out_dir / MODELS['bar'][0]} (`python training.py` fits it)")
-    _, test = load_imdb(settings.data)
-    sample = inference_sample(test, settings.n_reviews, settings.seed)
+    corpus = load_corpus(settings.data, settings.columns)
+    split = "test"
+    if corpus.test is None:  # the labels known without a test split: the validation set's
+        split, history = "validation", ALHistory.load(settings.out_dir / MODELS["vanilla"][0])
+        val = corpus.train.select(history.val_index)
+        if history.val_labels is not None:  # a person's answers
+            val = val.remove_columns("label").add_column("label", history.val_labels)
+        sample = inference_sample(val, settings.n_reviews, settings.seed)
+    else:
+        sample = inference_sample(corpus.test, settings.n_reviews, settings.seed)
     run_id = uuid.uuid4().hex[:8]
-    say(f"{prog}: {len(sample[1])} test reviews (fingerprint {sample[3]}), {torch.get_num_threads()} threads, "
+    say(f"{prog}: {len(sample[1])} {split} texts (fingerprint {sample[3]}), {torch.get_num_threads()} threads, "
         f"{device}, runtime {settings.runtime}")
     if settings.both:
         return compare_alternately(settings, prog, names, sample, device, run_id)

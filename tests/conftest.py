@@ -32,6 +32,37 @@ def make_reviews(n, seed):
     return texts, labels
 
 
+TOPICS = {"sports": "goal match team score league coach player win season ball".split(),
+          "politics": "vote election senate law policy minister party debate bill campaign".split(),
+          "tech": "software chip startup code cloud phone data app robot network".split()}
+
+
+def make_topics(n, seed):
+    """``n`` short synthetic news texts, ``(ids, texts, class names)``, the three ``TOPICS`` in turn."""
+    rng = np.random.default_rng(seed)
+    ids, texts, names = [], [], []
+    for i in range(n):
+        name = list(TOPICS)[i % 3]
+        words = [rng.choice(TOPICS[name]) if rng.random() < 0.5 else rng.choice(NEUTRAL)
+                 for _ in range(int(rng.integers(4, 20)))]
+        ids.append(f"n{seed}-{i}"), texts.append(" ".join(words)), names.append(name)
+    return ids, texts, names
+
+
+def write_topics_csv(folder, n_train=240, n_test=60, seed=0):
+    """A 3-class dataset as a user would bring it: ``train.csv`` and ``test.csv`` with id, text, topic."""
+    import csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n, s in (("train", n_train, seed), ("test", n_test, seed + 1)):
+        if n:
+            with open(folder / f"{name}.csv", "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["id", "text", "topic"])
+                writer.writerows(zip(*make_topics(n, s)))
+    return folder
+
+
 def write_parquet(folder, n_train=300, n_test=100, seed=0, n_unlabeled=160):
     """A tiny IMDB parquet folder; ``unsupervised.parquet`` as the hub's split: ``label`` always -1."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import make_reviews
+from conftest import make_reviews, make_topics
 
 from labelless.bar import BAR_CS, Bar, fit_bar
 from labelless.fit import accuracy
@@ -48,3 +48,25 @@ def test_a_damaged_bar_is_one_line(data, tmp_path):
     (folder / "bar.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(UserError, match=r"cannot read the bar at .*bar \(.*\): run `python training.py` again"):
         Bar.load(folder)
+
+
+def test_more_than_two_classes_fit_save_and_load(tmp_path):
+    _, texts, names = make_topics(150, 0)
+    _, val_texts, val_names = make_topics(60, 1)
+    classes = sorted(set(names))
+    labels, val_labels = (np.array([classes.index(n) for n in ns]) for ns in (names, val_names))
+    bar = fit_bar(texts, labels, val_texts, val_labels)
+    assert bar.logits(val_texts).shape == (60, 3) and bar.info["val_acc"] >= 0.8
+    loaded = Bar.load(bar.save(tmp_path / "bar"))  # a multinomial fit's weights are in Fortran order
+    np.testing.assert_array_equal(loaded.logits(val_texts), bar.logits(val_texts))
+
+
+def test_a_two_class_bar_saved_before_k_classes_still_loads(data, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    texts, labels, val_texts, val_labels = data
+    bar = fit_bar(texts, labels, val_texts, val_labels)
+    folder = bar.save(tmp_path / "bar")
+    weights = load_file(folder / "bar.safetensors")
+    save_file(weights | {"coef": weights["coef"][0]}, folder / "bar.safetensors")  # as earlier versions wrote it
+    np.testing.assert_array_equal(Bar.load(folder).logits(val_texts), bar.logits(val_texts))

@@ -20,7 +20,8 @@ def test_presets_fill_only_what_is_unset():
     auto = common.apply_preset(common.add_common_args(argparse.ArgumentParser()).parse_args([]))
     assert auto.preset == "quick"  # no GPU here
     with pytest.raises(common.UserError, match="--max-test-samples must be at least 1"):
-        common.apply_preset(common.add_common_args(argparse.ArgumentParser()).parse_args(["--max-test-samples", "0"]))
+        parser = common.add_common_args(argparse.ArgumentParser(), subsets=("train", "test"))
+        common.apply_preset(parser.parse_args(["--max-test-samples", "0"]))
 
 
 @pytest.mark.parametrize("value, low, high, open_ends, message", [

@@ -24,3 +24,14 @@ def test_curve_summary_over_seeds_and_plot(tmp_path):
     assert summary["margin"]["mean"] == pytest.approx([0.7, 0.8]) and summary["margin"]["std"] == pytest.approx([0.1, 0])
     plot_curves(summary, "val_acc", tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 1000 and [p.name for p in tmp_path.iterdir()] == ["curve.png"]
+
+
+def test_the_stopping_signal_is_averaged_and_runs_stopped_early_are_cut_to_the_shortest(tmp_path):
+    def run(changed):
+        return {"strategy": "margin", "rounds": [{"labels_used": 10 * (i + 1), "val_acc": 0.5 + i / 10}
+                                                 | ({} if c is None else {"changed": c}) for i, c in enumerate(changed)]}
+
+    summary = curve_summary([run([None, 0.2, 0.1]), run([None, 0.4])], "val_acc")["margin"]
+    assert summary["labels_used"] == [10, 20] and summary["changed"] == [None, pytest.approx(0.3)]
+    plot_curves({"margin": summary}, "val_acc", tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 1000

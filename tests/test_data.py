@@ -1,5 +1,6 @@
 """labelless.data: the three IMDB sources, their errors, stratified subsets, validation held out, partitions."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,8 @@ import pytest
 from conftest import make_reviews
 
 from labelless import UserError
-from labelless.data import (LABEL_NAMES, VAL_BLOCK, DataSettings, data_source, encode_rows, hold_out, load_imdb,
-                            load_unlabeled, partition, stratified_subset, unlabeled_subset)
+from labelless.data import (LABEL_NAMES, VAL_BLOCK, Columns, DataSettings, data_source, encode_rows, hold_out,
+                            load_corpus, load_imdb, load_unlabeled, partition, stratified_subset, unlabeled_subset)
 
 
 def write_aclimdb(root, n=20):
@@ -50,32 +51,35 @@ def test_imdb_data_environment_variable(parquet_dir, monkeypatch):
 
 @pytest.mark.parametrize("source", ["/no/such/imdb", "./missing-folder"])
 def test_missing_path_names_it_and_the_fix(source):
-    with pytest.raises(UserError, match="no IMDB folder at .*missing-folder|no IMDB folder at /no/such") as e:
+    with pytest.raises(UserError, match="no data at .*missing-folder|no data at /no/such") as e:
         load_imdb(source)
     assert "--data" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_missing_split(parquet_dir):
     (parquet_dir / "test.parquet").unlink()
-    with pytest.raises(UserError, match="missing .*test.parquet"):
+    with pytest.raises(UserError, match="has no test split: IMDB needs train and test"):
         load_imdb(str(parquet_dir))
+    assert load_corpus(str(parquet_dir)).test is None  # your own data may have none
+    (parquet_dir / "train.parquet").unlink()
+    with pytest.raises(UserError, match=r"missing .*/train\.\*: a data folder needs train.csv"):
+        load_corpus(str(parquet_dir))
 
 
-def test_label_outside_0_1(parquet_dir):
-    pq.write_table(pa.table({"text": ["a", "b"], "label": [0, 2]}), parquet_dir / "train.parquet")
-    with pytest.raises(UserError, match="label 2 outside"):
-        load_imdb(str(parquet_dir))
+def test_imdb_class_names_come_from_the_parquet_schema(real_imdb):
+    assert load_corpus(real_imdb).label_names == ("neg", "pos")
 
 
 def test_missing_column(parquet_dir):
     pq.write_table(pa.table({"review": ["a"], "label": [0]}), parquet_dir / "train.parquet")
-    with pytest.raises(UserError, match="text and label"):
+    with pytest.raises(UserError, match="has no column 'text' \\(it has review, label\\): name the texts' column with "
+                                        "--text-column"):
         load_imdb(str(parquet_dir))
 
 
 def test_not_parquet(parquet_dir):
     (parquet_dir / "train.parquet").write_text("not parquet")
-    with pytest.raises(UserError, match="cannot read"):
+    with pytest.raises(UserError, match="cannot read .*train.parquet as parquet"):
         load_imdb(str(parquet_dir))
 
 
@@ -149,7 +153,7 @@ def test_reviews_without_text_are_refused(parquet_dir, texts, message):
 
 def test_a_split_of_one_class_is_refused(parquet_dir):
     pq.write_table(pa.table({"text": ["a", "b"], "label": [1, 1]}), parquet_dir / "test.parquet")
-    with pytest.raises(UserError, match=r"\(test\) holds pos reviews only: accuracy on one class measures nothing"):
+    with pytest.raises(UserError, match=r"\(test\) holds 1 texts only: accuracy on one class measures nothing"):
         load_imdb(str(parquet_dir))
 
 
@@ -216,3 +220,81 @@ def test_real_unlabeled_copy(real_imdb):
     if not Path(real_imdb, "unsupervised.parquet").is_file():
         pytest.skip("no unsupervised.parquet in IMDB_DATA")
     assert len(load_unlabeled(real_imdb)) == 50000
+
+
+# --- your own data ----------------------------------------------------------------------------
+
+
+def test_csv_with_class_names_and_rows_without_a_label(tmp_path):
+    file = tmp_path / "news.csv"
+    file.write_text('id,body,topic\na1,"goal, and a win",sports\na2,a new chip,tech\na3,vote today,\n'
+                    "a4,the senate,politics\n")
+    corpus = load_corpus(str(file), Columns("body", "topic"))
+    assert corpus.label_names == ("politics", "sports", "tech")  # names in sorted order
+    assert list(corpus.train["label"]) == [1, 2, -1, 0]  # no label: -1, the pool a person labels
+    assert list(corpus.train["text"])[0] == "goal, and a win" and corpus.test is None
+    assert corpus.ids.tolist() == ["a1", "a2", "a3", "a4"]
+
+
+def test_jsonl_json_and_parquet_read_alike(tmp_path):
+    rows = [{"text": "a", "label": 3}, {"text": "b", "label": 1}, {"text": "c", "label": None}, {"text": "d", "label": 3}]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "d.json").write_text(json.dumps(rows))
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "d.parquet")
+    for name in ("d.jsonl", "d.json", "d.parquet"):
+        corpus = load_corpus(str(tmp_path / name))
+        assert corpus.label_names == ("1", "3")  # integers are class names too, in numeric order
+        assert list(corpus.train["label"]) == [1, 0, -1, 1] and corpus.ids.tolist() == ["0", "1", "2", "3"]
+
+
+def test_a_folder_of_train_test_and_unlabeled(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\ngood,pos\nbad,neg\nfine,pos\n")
+    (tmp_path / "test.jsonl").write_text('{"text": "great", "label": "pos"}\n{"text": "awful", "label": "neg"}\n')
+    (tmp_path / "unlabeled.csv").write_text("text\nso-so\nmeh\n")
+    corpus = load_corpus(str(tmp_path))
+    assert list(corpus.train["text"]) == ["good", "bad", "fine", "so-so", "meh"]
+    assert list(corpus.train["label"]) == [1, 0, 1, -1, -1] and list(corpus.test["label"]) == [1, 0]
+    assert corpus.ids.tolist() == ["0", "1", "2", "3", "4"]
+
+
+def test_a_hub_dataset_keeps_its_class_names(monkeypatch):
+    import datasets
+
+    features = datasets.Features(text=datasets.Value("string"), label=datasets.ClassLabel(names=["a", "b", "c"]))
+    splits = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"text": ["x", "y", "z"], "label": [0, 2, 1]}, features=features),
+        "test": datasets.Dataset.from_dict({"text": ["u", "v"], "label": [2, 0]}, features=features)})
+    monkeypatch.setattr(datasets, "load_dataset", lambda source, split=None: splits)
+    corpus = load_corpus("someone/news")
+    assert corpus.label_names == ("a", "b", "c") and list(corpus.test["label"]) == [2, 0]
+
+
+@pytest.mark.parametrize("content, columns, message", [
+    ("text,label\na,x\nb,y\n", Columns("body"), "has no column 'body' \\(it has text, label\\): name the texts' "
+                                               "column with --text-column"),
+    ("text,label\na,x\nb,y\n", Columns(label="topic"), "has no column 'topic' .*--label-column"),
+    ("text,label\na,x\nb,x\nc,\n", Columns(), "has one class only \\(x\\): a classifier needs two classes or more"),
+    ("text,label\na,1\nb,0.5\n", Columns(), "\\(train\\) has label 0.5 in row 1, neither a class name nor an integer"),
+    ("", Columns(), "is empty: point --data at a file with a header and rows"),
+    ("text\n", Columns(), "is empty: point --data at data with rows"),
+    ("id,text,label\n7,a,x\n8,b,y\n7,c,x\n", Columns(), "has id '7' twice \\(training rows 0 and 2\\): ids must be "
+                                                       "unique"),
+])
+def test_bad_data_is_one_line_naming_the_fix(tmp_path, content, columns, message):
+    (tmp_path / "d.csv").write_text(content)
+    with pytest.raises(UserError, match=message) as e:
+        load_corpus(str(tmp_path / "d.csv"), columns)
+    assert "\n" not in str(e.value)
+
+
+def test_a_label_outside_the_declared_class_names_is_refused(tmp_path, parquet_dir):
+    import datasets
+
+    features = datasets.Features(text=datasets.Value("string"), label=datasets.ClassLabel(names=["neg", "pos"]))
+    datasets.Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]}, features=features).to_parquet(
+        tmp_path / "train.parquet")
+    pq.write_table(pa.table({"text": ["a", "b"], "label": [0, 2]}, metadata=pq.read_schema(
+        tmp_path / "train.parquet").metadata), parquet_dir / "train.parquet")
+    with pytest.raises(UserError, match=r"\(train\) row 1 has label 2, neither a class name \(neg, pos\) nor an "
+                                        "integer class id: fix that row"):
+        load_corpus(str(parquet_dir))

@@ -43,5 +43,7 @@ def test_seed_set_is_balanced():
     labels = np.array([0] * 90 + [1] * 10)
     chosen = seed_set(labels, np.arange(100), 10, np.random.default_rng(0))
     assert np.bincount(labels[chosen]).tolist() == [5, 5]
-    with pytest.raises(UserError, match="too few reviews of one class"):
+    with pytest.raises(UserError, match="too few texts of one class"):
         seed_set(labels, np.arange(100), 30, np.random.default_rng(0))
+    three = np.repeat([0, 1, 2], 20)
+    assert np.bincount(three[seed_set(three, np.arange(60), 10, np.random.default_rng(0))]).tolist() == [4, 3, 3]

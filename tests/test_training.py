@@ -46,11 +46,12 @@ def test_the_bar_learns_from_the_revealed_labels_only(parquet_dir, tmp_path, mon
     # A label that was never revealed is never used: flipping all of them, for the bar alone, changes nothing.
     real_bar = training.the_bar
 
-    def with_hidden_labels_flipped(args, train, *rest):
-        labels = np.array(train["label"])
+    def with_hidden_labels_flipped(args, corpus, *rest):
+        labels = np.array(corpus.train["label"])
         hidden = np.setdiff1d(np.arange(len(labels)), revealed + history["val_index"])  # validation labels count
         labels[hidden] = 1 - labels[hidden]
-        return real_bar(args, train.remove_columns("label").add_column("label", labels.tolist()), *rest)
+        train = corpus.train.remove_columns("label").add_column("label", labels.tolist())
+        return real_bar(args, corpus._replace(train=train), *rest)
 
     monkeypatch.setattr(training, "the_bar", with_hidden_labels_flipped)
     training.main(smoke_args(parquet_dir, tmp_path / "flipped", "--threads", "1"))
@@ -177,7 +178,8 @@ def test_ensemble_step_is_the_teacher_and_resumes_after_a_kill(parquet_dir, tmp_
     (["--seeds", "1,x"], "--seeds takes comma-separated integers"),
     (["--epochs", "0"], "--epochs must be at least 1, got 0"),
     (["--unlabeled", "all"], "argument --unlabeled: invalid choice: 'all'"),
-    (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
+    (["--initial-labels", "1"], "--initial-labels must be at least 2 (one per class), got 1"),
+    (["--oracle", "person"], "argument --oracle: invalid choice: 'person'"),
     (["--lr", "0"], "--lr must be positive, got 0.0"),
     (["--ensemble", "0"], "--ensemble must be at least 1, got 0"),
     (["--val-size", "300"], "--val-size 300 leaves no pool out of 300 reviews"),
@@ -201,10 +203,10 @@ def test_unknown_strategy_is_refused(parquet_dir, tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("training.py: error:")  # one line, no usage dump
 
 
-def test_help_lists_at_most_30_options():
+def test_help_lists_at_most_32_options():
     out = subprocess.run([sys.executable, str(ROOT / "training.py"), "--help"], capture_output=True, text=True).stdout
     options = [line for line in out.splitlines() if line.startswith("  -")]  # continuation lines are indented more
-    assert 20 < len(options) <= 30
+    assert 20 < len(options) <= 32  # 30 until issue 31 asked for a person in the loop and a stopping rule
 
 
 # --- no lost work, no tracebacks ------------------------------------------------------------------
