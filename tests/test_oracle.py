@@ -68,6 +68,19 @@ def test_answers_from_a_label_studio_export(tmp_path):
     assert read_answers(tmp_path / "min.json", ["a", "b"], NAMES, 0) == [0, 2]
 
 
+def test_label_studio_tasks_round_trip(tmp_path):
+    # Label Studio keeps each imported task's data and adds its id and annotations (its JSON export).
+    path = write_queries(tmp_path, 0, ["a", "b", "c"], ["x", "y", "z"], NAMES)
+    tasks = json.loads(path.with_suffix(".tasks.json").read_text())
+    answer = {"a": "tech", "b": "politics", "c": "sports"}
+    export = [{"id": n, "project": 1, "data": task["data"], "annotations": [{
+        "id": 100 + n, "completed_by": 1, "was_cancelled": False, "ground_truth": False, "task": n, "result": [{
+            "id": f"r{n}", "from_name": "label", "to_name": "text", "type": "choices", "origin": "manual",
+            "value": {"choices": [answer[task["data"]["row_id"]]]}}]}]} for n, task in enumerate(tasks, 1)]
+    (tmp_path / "export.json").write_text(json.dumps(export))
+    assert read_answers(tmp_path / "export.json", ["a", "b", "c"], NAMES, 0) == [2, 0, 1]
+
+
 @pytest.mark.parametrize("answers, message", [
     ({"a": "tech", "b": "sprots", "c": "tech"}, r"line 3 \(id 'b'\) has label 'sprots', which is no class "
                                                 r"\(politics, sports, tech\): fix that row"),
