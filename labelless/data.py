@@ -250,7 +250,10 @@ def _corpus(splits, columns, source):
                         "add texts of another class (or name them all with --classes)")
     test = None
     if "test" in splits:
-        seen = np.unique(labels["test"][labels["test"] >= 0])
+        seen, blank = np.unique(labels["test"][labels["test"] >= 0]), np.flatnonzero(labels["test"] < 0)
+        if len(blank):
+            raise UserError(f"{source} (test) row {blank[0]} has no label: a test split needs one on every row; "
+                            "label it or move it to the training rows")
         if len(seen) < 2:
             raise UserError(f"{source} (test) holds {label_names[seen[0]] if len(seen) else 'no labeled'} texts only: "
                             "accuracy on one class measures nothing; give the test split two classes or more")

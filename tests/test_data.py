@@ -279,11 +279,18 @@ def test_a_hub_dataset_keeps_its_class_names(monkeypatch):
     ("text\n", Columns(), "is empty: point --data at data with rows"),
     ("id,text,label\n7,a,x\n8,b,y\n7,c,x\n", Columns(), "has id '7' twice \\(training rows 0 and 2\\): ids must be "
                                                        "unique"),
+    ("", Columns(), "\\(test\\) row 1 has no label: a test split needs one on every row"),
 ])
 def test_bad_data_is_one_line_naming_the_fix(tmp_path, content, columns, message):
-    (tmp_path / "d.csv").write_text(content)
+    source = tmp_path / "d.csv"
+    source.write_text(content)
+    if "test split" in message:  # a folder whose test split has a row without a label
+        source = tmp_path / "folder"
+        source.mkdir()
+        (source / "train.csv").write_text("text,label\na,x\nb,y\n")
+        (source / "test.csv").write_text("text,label\na,x\nb,\nc,y\n")
     with pytest.raises(UserError, match=message) as e:
-        load_corpus(str(tmp_path / "d.csv"), columns)
+        load_corpus(str(source), columns)
     assert "\n" not in str(e.value)
 
 
