@@ -250,8 +250,8 @@ def prepare(args, seeds, corpus, device):
     labels = np.asarray(train["label"])
     if args.oracle == "simulated" and (labels < 0).any():
         raise UserError(f"{(labels < 0).sum()} training rows of {data_source(args.data)} have no label: the simulated "
-                        "annotator answers from the labels, so every training row needs one: label or drop those rows (or name the "
-                        "labels' column with --label-column)")
+                        "annotator answers from the labels, so every training row needs one: label or drop those rows, "
+                        "name the labels' column with --label-column, or label them yourself with --oracle files")
     part = partition(labels, None if test_split is None else test_split["label"],
                      DataSettings(args.max_train_samples, args.max_test_samples, args.val_size, args.seed,
                                   stratify=benchmark_draws(args, corpus)))

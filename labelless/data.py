@@ -1,4 +1,9 @@
-"""IMDB as two ``datasets.Dataset`` splits and its unlabeled reviews, stratified subsets, and a run's partition.
+"""The data: IMDB (or your own texts) as ``datasets.Dataset`` splits, IMDB's unlabeled reviews, subsets,
+and a run's partition.
+
+``load_corpus`` reads IMDB from its three layouts, or your texts from a CSV, JSON Lines, JSON or
+parquet file, a folder of them, or a hub id: any text and label columns, labels as class names or
+integers, any number of classes, rows without a label (the pool a person labels).
 
 A run's partition: the training rows it uses (a stratified subset on the small presets), the
 validation set held out of them in whole runs of adjacent rows, the pool (the rest: texts whose
@@ -242,8 +247,8 @@ def _corpus(splits, columns, source):
                             "labels' column with --label-column")
     known = columns.classes or next((ds.features[label].names for ds in splits.values()
                                      if label in ds.column_names and hasattr(ds.features[label], "names")), None)
-    raw = {name: ds.data.column(label).to_pylist() if label in ds.column_names and name != "unlabeled" else [None] * len(ds)
-           for name, ds in splits.items()}
+    raw = {name: ds.data.column(label).to_pylist() if label in ds.column_names and name != "unlabeled"
+           else [None] * len(ds) for name, ds in splits.items()}
     label_names, labels = _label_ids(raw, known, source)
     if len(label_names) == 1:  # none: unlabeled texts, named by --classes where needed
         raise UserError(f"{source} has one class only ({label_names[0]}): a classifier needs two classes or more; "
@@ -279,10 +284,11 @@ def _row_ids(splits, source):
     """The training rows' ids as strings: the ``id`` column where the data has one, else row numbers."""
     ids, offset = [], 0
     for ds in splits:
-        ids += [str(i) for i in ds.data.column("id").to_pylist()] if "id" in ds.column_names else [str(offset + i) for i in range(len(ds))]
+        named = "id" in ds.column_names
+        ids += [str(i) for i in (ds.data.column("id").to_pylist() if named else range(offset, offset + len(ds)))]
         offset += len(ds)
     ids = np.asarray(ids, dtype=object)
-    unique, first, counts = np.unique(ids, return_index=True, return_counts=True)
+    unique, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         dup = unique[counts > 1][0]
         rows = np.flatnonzero(ids == dup)[:2]
@@ -309,8 +315,7 @@ def _label_ids(raw, known, source):
             raise UserError(f"{source} ({split}) has label {fraction!r} in row {row}, neither a class name nor an integer "
                             "class id: fix that row")
         if all(integral(v) for v in values):
-            known_ints = sorted({int(v) for v in values})
-            names = [str(v) for v in known_ints]
+            names = [str(v) for v in sorted({int(v) for v in values})]  # numeric order: 2 before 10
         else:
             names = sorted({str(int(v)) if integral(v) else str(v).strip() for v in values})
         lookup = {name: i for i, name in enumerate(names)}
