@@ -108,3 +108,13 @@ def test_onnx_parity_on_the_pipelines_models(parquet_dir, tmp_path, capsys):
         assert out[name]["max_abs_diff_torch"] == 0 and out[name]["max_abs_diff_onnx"] < 1e-4
         assert abs(out[name]["accuracy_onnx-int8"] - out[name]["accuracy_torch"]) <= 0.1
     assert "largest |logit - torch's|" in capsys.readouterr().out
+
+
+def test_tokenizer_speed_times_each_normalizer_on_the_same_vocabulary(parquet_dir, capsys):
+    from benchmarks import tokenizer_speed
+
+    out = tokenizer_speed.main(["--preset", "smoke", "--data", str(parquet_dir), "--repeats", "2", "--no-progress"])
+    assert len(out) == 3 and all(r["reviews_per_s"] > 0 for r in out.values())
+    now = next(iter(out.values()))
+    assert now["same_ids"] == 1.0 and all(0 < r["same_ids"] <= 1 for r in out.values())
+    assert capsys.readouterr().out.count("reviews/s") == 3
