@@ -10,6 +10,7 @@ import sys
 import pytest
 from conftest import write_topics_csv
 
+import origi
 import training
 from labelless import UserError
 from labelless.oracle import LABEL_STUDIO_CONFIG, read_answers, write_queries
@@ -168,6 +169,11 @@ def test_a_person_labels_three_rounds_and_gets_the_simulated_run(tmp_path, capsy
         assert person[key] == sim[key], key
     assert (person["oracle"], sim["oracle"]) == ("files", "simulated")
     assert sorted(set(person["revealed_round"])) == [0, 1, 2]
+    # Downstream, the person's labels come from the run's history (the data has none): the same students.
+    students = [origi.main(run_args(folder, tmp_path / name, "--distill-epochs", "1"))
+                for folder, name in ((tmp_path / "labeled", "sim"), (data, "person"))]
+    assert students[0]["student"]["test_acc"] == students[1]["student"]["test_acc"]
+    assert students[0]["student_no_kd"]["test_acc"] == students[1]["student_no_kd"]["test_acc"]
 
 
 def test_bad_answers_leave_the_run_as_it_was(tmp_path, capsys):
