@@ -18,6 +18,7 @@
 - ``store``: checkpoint folders, JSON, ``results.txt``, the ``al_history.json`` schema.
 - ``timing``: the benchmark both timing scripts run.
 - ``runtime``: seeds, devices, autocast and progress bars.
+- ``distributed``: the process's rank under ``torchrun``, and pool scoring sharded over the ranks.
 
 Nothing here reads ``argparse`` namespaces: the scripts turn their options into the settings
 dataclasses each module defines.

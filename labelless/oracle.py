@@ -50,8 +50,8 @@ def read_answers(path, asked, label_names, k):
     class, an id answered twice, a question left unanswered, a file that cannot be read."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"no answers file at {path}: fill in the label column of {path.name if path.suffix else 'the '}"
-                        "queries CSV (or export the Label Studio tasks) and pass that file to --answers")
+        raise UserError(f"no answers file at {path}: fill in the label column of round {k}'s queries CSV (or export "
+                        "its Label Studio tasks) and pass that file to --answers")
     rows = _rows(path)
     classes = {name: c for c, name in enumerate(label_names)}
     wanted, answers, line_of = set(asked), {}, {}

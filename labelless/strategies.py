@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from . import UserError
+from .distributed import World, sharded_scores
 from .fit import predict_logits
 
 # Monte Carlo dropout samples per BALD score.
@@ -50,17 +51,23 @@ def seed_set(labels, pool, n, rng):
     return np.sort(np.concatenate([pool[p[:k]] for p, k in zip(per_class, take)]))
 
 
-def score(model, ids, candidates, strategy, rng, progress_bar=False):
-    """``strategy``'s scores of the ``candidates`` (positions into ``ids``); ``random``: uniform draws."""
+def score(model, ids, candidates, strategy, rng, progress_bar=False, w=World()):
+    """``strategy``'s scores of the ``candidates`` (positions into ``ids``); ``random``: uniform draws.
+    In a multi-process ``World`` each rank scores its shard of the candidates and all get every score
+    (BALD's dropout masks then differ from one process's)."""
     if strategy == "random":
         return rng.random(len(candidates))
-    cand_ids = [ids[i] for i in candidates]
-    if strategy == "bald":
-        samples = [predict_logits(model, cand_ids, mc_dropout=True, progress_bar=progress_bar,
-                                  desc=f"score pool (MC sample {s + 1}/{MC_SAMPLES})") for s in range(MC_SAMPLES)]
-        return bald(torch.softmax(torch.from_numpy(np.stack(samples)), -1).numpy())
-    logits = predict_logits(model, cand_ids, progress_bar=progress_bar, desc="score pool")
-    return STRATEGIES[strategy](torch.softmax(torch.from_numpy(logits), -1).numpy())
+
+    def scores_of(part):
+        part_ids = [ids[i] for i in part]
+        if strategy == "bald":
+            samples = [predict_logits(model, part_ids, mc_dropout=True, progress_bar=progress_bar,
+                                      desc=f"score pool (MC sample {s + 1}/{MC_SAMPLES})") for s in range(MC_SAMPLES)]
+            return bald(torch.softmax(torch.from_numpy(np.stack(samples)), -1).numpy())
+        logits = predict_logits(model, part_ids, progress_bar=progress_bar, desc="score pool")
+        return STRATEGIES[strategy](torch.softmax(torch.from_numpy(logits), -1).numpy())
+
+    return sharded_scores(scores_of, candidates, w)
 
 
 def select(candidates, scores, k, rng):

@@ -118,3 +118,12 @@ def test_tokenizer_speed_times_each_normalizer_on_the_same_vocabulary(parquet_di
     now = next(iter(out.values()))
     assert now["same_ids"] == 1.0 and all(0 < r["same_ids"] <= 1 for r in out.values())
     assert capsys.readouterr().out.count("reviews/s") == 3
+
+
+def test_pool_scoring_scores_every_synthetic_review_in_one_process(capsys):
+    from benchmarks import pool_scoring
+
+    rows = pool_scoring.main(["--pool-sizes", "40,60", "--size", "tiny", "--max-len", "16"])
+    assert [(r["processes"], r["pool"]) for r in rows] == [(1, 40), (1, 60)] and all(r["reviews_per_s"] > 0 for r in rows)
+    assert capsys.readouterr().out.count("processes=1") == 2
+    assert pool_scoring.row_ids(5, 16).tolist() == pool_scoring.row_ids(5, 16).tolist()  # a row is its index's alone

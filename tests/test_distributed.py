@@ -1,0 +1,63 @@
+"""labelless.distributed: pool scoring sharded over two gloo processes gives one process's scores, in order."""
+
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import transformer
+from labelless.distributed import World, gather, shard, world
+from labelless.strategies import score
+
+
+def setup():
+    """The same tiny model and pool in every process."""
+    torch.manual_seed(0)
+    config = transformer.TransformerConfig.from_size("tiny", vocab_size=50, max_len=32, pad_token_id=0)
+    model = transformer.TransformerClassifier(config).eval()
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(1, 50, int(rng.integers(3, 32))).astype(np.int32) for _ in range(101)]
+    candidates = np.sort(rng.choice(101, 77, replace=False))  # not every pool position, in pool order
+    return model, ids, candidates
+
+
+def worker(rank, size, port, folder, strategy):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    try:
+        model, ids, candidates = setup()
+        scores = score(model, ids, candidates, strategy, np.random.default_rng(3), w=world())
+        np.save(os.path.join(folder, f"rank{rank}.npy"), scores)
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("strategy", ["margin", "random"])
+def test_two_processes_score_the_pool_as_one_does(tmp_path, strategy):
+    mp.spawn(worker, args=(2, free_port(), str(tmp_path), strategy), nprocs=2, join=True)
+    model, ids, candidates = setup()
+    alone = score(model, ids, candidates, strategy, np.random.default_rng(3))
+    for rank in (0, 1):  # every rank holds every score, in candidate order
+        # Other batch compositions may round differently in the last bits.
+        np.testing.assert_allclose(np.load(tmp_path / f"rank{rank}.npy"), alone, rtol=0, atol=1e-6)
+
+
+def test_shards_cover_the_candidates_once_and_one_process_gathers_nothing():
+    candidates = np.arange(10, 17)
+    parts = [shard(candidates, World(rank, 3)) for rank in range(3)]
+    assert sorted(np.concatenate(parts).tolist()) == candidates.tolist() and [len(p) for p in parts] == [3, 2, 2]
+    local = np.arange(6.0).reshape(3, 2)
+    np.testing.assert_array_equal(gather(local, 3, World()), local)
+    assert world() == World()  # no torchrun environment here
