@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from labelless import UserError
-from labelless.data import DEFAULT_SOURCE
 from labelless.export import ONNX_FILES
 from labelless.runtime import choose_device, set_seed
+from labelless.sources import DEFAULT_SOURCE
 
 __all__ = ["UserError", "PRESETS", "user_errors", "make_parser", "add_common_args", "add_inference_args",
            "apply_preset", "setup", "check_outputs", "parse_ints", "columns", "check_range", "timing_main"]
@@ -176,7 +176,7 @@ def parse_ints(text, flag, example, positive=False):
 
 def columns(args):
     """The data's ``Columns`` named by ``--text-column`` and ``--label-column`` (and ``--classes``)."""
-    from labelless.data import Columns
+    from labelless.sources import Columns
 
     classes = getattr(args, "classes", None)
     names = tuple(name.strip() for name in classes.split(",")) if classes else None

@@ -24,10 +24,11 @@ import torch.nn.functional as F
 import common
 import transformer
 from labelless import UserError, store
-from labelless.data import Reviews, data_source, encode_rows, load_corpus, load_unlabeled, unlabeled_subset
+from labelless.data import Reviews, encode_rows, unlabeled_subset
 from labelless.distill import ALPHA, TEMPERATURE, DistillSettings, distil
 from labelless.fit import ModelSettings, TrainSettings, accuracy, fit, new_model, predict_logits
 from labelless.runtime import say
+from labelless.sources import data_source, load_corpus, load_unlabeled
 from labelless.text import encode
 
 PROG = "origi.py"

@@ -32,15 +32,14 @@ import numpy as np
 
 import common
 import transformer
-from labelless import UserError, active, store
+from labelless import UserError, active, oracle, store
 from labelless.active import ALData, ALSettings
 from labelless.bar import fit_bar
 from labelless.curves import curve_summary, label_savings, plot_curves
-from labelless.data import (DataSettings, Reviews, data_source, encode_rows, load_corpus, load_unlabeled, partition,
-                            unlabeled_subset)
+from labelless.data import DataSettings, Reviews, encode_rows, partition, unlabeled_subset
 from labelless.fit import ModelSettings, TrainSettings, accuracy, evaluate
-from labelless.oracle import LABEL_STUDIO_CONFIG, read_answers, write_queries
 from labelless.runtime import say
+from labelless.sources import data_source, load_corpus, load_unlabeled
 from labelless.strategies import STRATEGIES
 from labelless.text import train_tokenizer
 from labelless.vectors import word_vectors
@@ -289,7 +288,7 @@ def run_one(args, strategy, seed, data, corpus):
         state = active.initialize(al, seed, data.pool, run_settings)
     active.restore_labels(state, data)
     if args.answers:
-        take_answers(args, state, data, corpus)
+        oracle.answer(args.answers, state, data, corpus)
     model, state = active.learn(al, seed, data, model_settings(args, data.tokenizer, corpus.label_names),
                                 train_settings(args), folder, state, model)
     if state.get("pending"):
@@ -313,37 +312,17 @@ def run_one(args, strategy, seed, data, corpus):
     return model, record, result
 
 
-def asked_rows(state, data):
-    """The training rows of the questions that wait for a person's answers: validation first, then pool."""
-    pool_rows, val_rows = active.unanswered(state, data)
-    return np.concatenate([data.val.index[val_rows], data.pool.index[pool_rows]]), pool_rows, val_rows
-
-
 def ask(args, state, data, corpus):
-    """Write the questions of the waiting round for a person, and say how to go on. Returns the CSV's path."""
-    rows, _, val_rows = asked_rows(state, data)
-    k = len(state["rounds"])
-    path = write_queries(args.out_dir, k, corpus.ids[rows].tolist(), corpus.train.select(rows)["text"],
-                         corpus.label_names)
+    """Write the waiting round's questions for a person, and say how to go on. Returns the CSV's path."""
+    path, n, n_val = oracle.ask(args.out_dir, state, data, corpus)
     kept = [a for i, a in enumerate(args.argv) if a != "--resume" and not a.startswith("--answers")
             and not (i and args.argv[i - 1] == "--answers")]
     command = " ".join(["python", PROG, *map(shlex.quote, kept), "--resume", "--answers", shlex.quote(str(path))])
-    what = f" ({len(val_rows)} of them the validation set)" if len(val_rows) else ""
-    print(f"{PROG}: round {k} asks for {len(rows)} labels{what}. Fill in the label column of {path} (one of "
-          f"{', '.join(corpus.label_names)}), or label {path.with_suffix('.tasks.json').name} in Label Studio with "
-          f"the interface {LABEL_STUDIO_CONFIG} beside it and export JSON; then go on with\n  {command}")
+    what = f" ({n_val} of them the validation set)" if n_val else ""
+    print(f"{PROG}: round {len(state['rounds'])} asks for {n} labels{what}. Fill in the label column of {path} (one "
+          f"of {', '.join(corpus.label_names)}), or label {path.with_suffix('.tasks.json').name} in Label Studio with "
+          f"the interface {oracle.LABEL_STUDIO_CONFIG} beside it and export JSON; then go on with\n  {command}")
     return path
-
-
-def take_answers(args, state, data, corpus):
-    """Read the answers to the waiting questions from ``--answers`` into ``data`` (checked first: a bad
-    file changes nothing)."""
-    rows, pool_rows, val_rows = asked_rows(state, data)
-    k = len(state["rounds"])
-    if not len(rows):
-        raise UserError(f"no questions wait for answers (round {k} has its labels): drop --answers {args.answers}")
-    labels = np.asarray(read_answers(args.answers, corpus.ids[rows].tolist(), corpus.label_names, k))
-    data.val.labels[val_rows], data.pool.labels[pool_rows] = labels[:len(val_rows)], labels[len(val_rows):]
 
 
 def main(argv=None):
@@ -394,7 +373,7 @@ def run(args):
         test_index=data.test.index.tolist(), revealed_index=runs[0]["labeled_index"],
         labels_used=runs[0]["rounds"][-1]["labels_used"], curve_metric=metric, summary=summary, runs=runs,
         unlabeled_used=n_unlabeled(data), oracle=args.oracle, revealed_labels=runs[0]["labels"],
-        revealed_round=revealed_round(runs[0]), val_labels=runs[0]["val_labels"])
+        revealed_round=active.revealed_round(runs[0]), val_labels=runs[0]["val_labels"])
     if "random" in summary and args.strategy != "random":
         history.label_fraction_to_match_random = label_savings(summary, args.strategy)
         history.gain_over_random_at_budget = summary[args.strategy]["mean"][-1] - summary["random"]["mean"][-1]
@@ -415,12 +394,6 @@ def run(args):
         out |= {"label_fraction_to_match_random": history.label_fraction_to_match_random,
                 "gain_over_random_at_budget": history.gain_over_random_at_budget}
     return out
-
-
-def revealed_round(run):
-    """When each label of ``run["labeled_index"]`` was revealed: 0 for the seed set, k for a query after round k - 1."""
-    asked = {row: record["round"] + 1 for record in run["rounds"] for row in record.get("queried", [])}
-    return [asked.get(row, 0) for row in run["labeled_index"]]
 
 
 def n_unlabeled(data):

@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 
 import common
-from labelless.data import LABEL_NAMES, load_imdb
+from labelless.sources import LABEL_NAMES, load_imdb
 
 
 def rare_names(texts, low=2, high=30):

@@ -15,8 +15,9 @@ import numpy as np
 import common
 from labelless import UserError, store
 from labelless.bar import fit_bar
-from labelless.data import DataSettings, load_imdb, partition, stratified_subset
+from labelless.data import DataSettings, partition, stratified_subset
 from labelless.fit import accuracy
+from labelless.sources import load_imdb
 
 PROG = "ngram_baseline.py"
 

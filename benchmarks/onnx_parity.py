@@ -9,8 +9,8 @@ torch, ``model.onnx`` (fp32) and ``model.int8.onnx`` run on the same padded batc
 import numpy as np
 
 import common
-from labelless.data import load_imdb
 from labelless.serve import ServedTransformer
+from labelless.sources import load_imdb
 from labelless.text import length_batches
 from labelless.timing import MODELS, inference_sample
 

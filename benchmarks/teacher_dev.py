@@ -23,9 +23,10 @@ import training
 import transformer
 from labelless import UserError, store
 from labelless.active import train_round
-from labelless.data import encode_rows, hold_out, load_imdb, load_unlabeled, stratified_subset, unlabeled_subset
+from labelless.data import encode_rows, hold_out, stratified_subset, unlabeled_subset
 from labelless.distill import distil_ensemble
 from labelless.fit import accuracy, mean_probs, new_model
+from labelless.sources import load_imdb, load_unlabeled
 from labelless.text import train_tokenizer
 from labelless.vectors import word_vectors
 

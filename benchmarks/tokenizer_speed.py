@@ -14,7 +14,8 @@ import time
 import numpy as np
 
 import common
-from labelless.data import load_imdb, stratified_subset
+from labelless.data import stratified_subset
+from labelless.sources import load_imdb
 from labelless.text import tails, train_tokenizer
 
 PROG = "tokenizer_speed.py"

@@ -1,8 +1,8 @@
 """The library behind the four scripts, one module per concept.
 
-- ``data``: IMDB from the hub, a parquet folder or an aclImdb folder, or your own texts (CSV, JSON
-  Lines, parquet, a hub id) with any number of classes; subsets, the held-out validation set, a run's
-  partition of the data.
+- ``sources``: IMDB from the hub, a parquet folder or an aclImdb folder, or your own texts (CSV, JSON
+  Lines, parquet, a hub id) with any number of classes; IMDB's unlabeled reviews.
+- ``data``: subsets, the held-out validation set, a run's partition of the data, encoded rows.
 - ``text``: the WordPiece tokenizer, encoding, length-bucketed batches, padding.
 - ``vectors``: word vectors from unlabeled text, to start the token embeddings from.
 - ``fit``: the model factory, the one training loop, prediction and accuracy.

@@ -125,6 +125,12 @@ def reveal(state, data):
     state.setdefault("val_labels", data.val.labels.tolist())
 
 
+def revealed_round(run):
+    """When each label of ``run["labeled_index"]`` was revealed: 0 for the seed set, k for a query after round k - 1."""
+    asked = {row: record["round"] + 1 for record in run["rounds"] for row in record.get("queried", [])}
+    return [asked.get(row, 0) for row in run["labeled_index"]]
+
+
 def save_state(model, tokenizer, folder, state, since):
     """Save the run's ``model`` and ``state`` to ``folder``, adding the seconds worked ``since`` then (a
     ``perf_counter`` reading) to the run's total, which so survives interruptions. Returns a new reading."""

@@ -5,7 +5,8 @@ With ``training.py --oracle files`` each round ends by writing its queries to
 ``round_<k>.tasks.json`` (Label Studio tasks, imported as they are with ``label_studio.xml`` as the
 labelling interface). The answers come back as that CSV filled in, or as a Label Studio export (JSON,
 or its JSON-MIN and CSV variants); ``read_answers`` accepts each answer only if its id was asked and its
-label is one of the classes, and every question has exactly one answer.
+label is one of the classes, and every question has exactly one answer. ``ask`` and ``answer`` do both
+for a run's waiting questions (``active.unanswered``).
 """
 
 import csv
@@ -14,7 +15,10 @@ import json
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+import numpy as np
+
 from . import UserError
+from .active import unanswered
 from .store import write_json, write_text
 
 QUERIES_DIR = "queries"
@@ -41,6 +45,33 @@ def write_queries(out_dir, k, ids, texts, label_names):
     write_text(path.parent / LABEL_STUDIO_CONFIG, f'<View>\n  <Text name="text" value="$text"/>\n  <Choices name="label" '
                f'toName="text" choice="single" showInline="true">\n{choices}\n  </Choices>\n</View>\n')
     return path
+
+
+def asked_rows(state, data):
+    """``(training rows, pool positions, validation positions)`` of the questions that wait for a
+    person's answers (``active.unanswered``): validation first, then pool."""
+    pool_rows, val_rows = unanswered(state, data)
+    return np.concatenate([data.val.index[val_rows], data.pool.index[pool_rows]]), pool_rows, val_rows
+
+
+def ask(out_dir, state, data, corpus):
+    """Write the waiting round's questions (``write_queries``). Returns ``(CSV path, questions, of them
+    validation)``."""
+    rows, _, val_rows = asked_rows(state, data)
+    path = write_queries(out_dir, len(state["rounds"]), corpus.ids[rows].tolist(), corpus.train.select(rows)["text"],
+                         corpus.label_names)
+    return path, len(rows), len(val_rows)
+
+
+def answer(path, state, data, corpus):
+    """Read the answers to the waiting questions from ``path`` into ``data``'s labels, all checked first:
+    a bad file changes nothing."""
+    rows, pool_rows, val_rows = asked_rows(state, data)
+    k = len(state["rounds"])
+    if not len(rows):
+        raise UserError(f"no questions wait for answers (round {k} has its labels): drop --answers {path}")
+    labels = np.asarray(read_answers(path, corpus.ids[rows].tolist(), corpus.label_names, k))
+    data.val.labels[val_rows], data.pool.labels[pool_rows] = labels[:len(val_rows)], labels[len(val_rows):]
 
 
 def read_answers(path, asked, label_names, k):

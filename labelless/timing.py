@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import Columns, load_corpus, stratified_subset
+from .data import stratified_subset
 from .runtime import progress, say
 from .serve import ServedBar, ServedTransformer
+from .sources import Columns, load_corpus
 from .store import ALHistory, append_results, check_checkpoint, fingerprint, read_results
 from .text import length_batches
 

@@ -6,8 +6,9 @@ import torch
 
 from labelless import active, strategies
 from labelless.active import ALData, ALSettings
-from labelless.data import DataSettings, encode_rows, load_imdb, partition
+from labelless.data import DataSettings, encode_rows, partition
 from labelless.fit import ModelSettings, TrainSettings
+from labelless.sources import load_imdb
 from labelless.text import train_tokenizer
 
 

@@ -10,8 +10,9 @@ import pytest
 from conftest import make_reviews
 
 from labelless import UserError
-from labelless.data import (LABEL_NAMES, VAL_BLOCK, Columns, DataSettings, data_source, encode_rows, hold_out,
-                            load_corpus, load_imdb, load_unlabeled, partition, stratified_subset, unlabeled_subset)
+from labelless.data import (VAL_BLOCK, DataSettings, encode_rows, hold_out, partition, stratified_subset,
+                            unlabeled_subset)
+from labelless.sources import LABEL_NAMES, Columns, data_source, load_corpus, load_imdb, load_unlabeled
 
 
 def write_aclimdb(root, n=20):

@@ -10,7 +10,7 @@ import torch
 import transformers
 
 from labelless import UserError
-from labelless.data import load_imdb
+from labelless.sources import load_imdb
 from labelless.store import (HISTORY_FILE, ALHistory, append_result, append_results, check_writable, fingerprint,
                              load_checkpoint, read_json, read_results, save_checkpoint)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from labelless import timing
-from labelless.data import load_imdb
+from labelless.sources import load_imdb
 
 
 class FakeClock:

@@ -18,7 +18,7 @@ import training
 from labelless import active, store, strategies
 from labelless.bar import Bar
 from labelless.fit import accuracy
-from labelless.data import load_imdb
+from labelless.sources import load_imdb
 from labelless.store import load_checkpoint, read_json, read_results
 
 

@@ -9,7 +9,7 @@ import transformers
 from conftest import ROOT
 
 import transformer
-from labelless.data import load_imdb
+from labelless.sources import load_imdb
 from labelless.store import load_checkpoint, save_checkpoint
 from labelless.text import train_tokenizer
 
