@@ -74,8 +74,8 @@ def load_corpus(source=None, columns=Columns()):
             tables = {name: _read_table(file) for name in ("train", "test", "unlabeled")
                       if (file := _table_file(path, name, required=name == "train"))}
             benchmark = (path / "train.parquet").is_file()
-    elif path.exists() or not re.fullmatch(r"[\w-][\w.-]*(/[\w.-]+)?", source):
-        raise UserError(f"no data at {source}: {fix}")
+    elif path.exists() or path.suffix in TABLE_SUFFIXES or not re.fullmatch(r"[\w-][\w.-]*(/[\w.-]+)?", source):
+        raise UserError(f"no data at {source}: {fix}")  # a file name is never a hub id
     else:
         tables = _load_hub(source)
     return _corpus(tables, columns, source)._replace(benchmark=benchmark)

@@ -50,7 +50,7 @@ def test_imdb_data_environment_variable(parquet_dir, monkeypatch):
     assert data_source("other") == "other"  # --data wins over the environment
 
 
-@pytest.mark.parametrize("source", ["/no/such/imdb", "./missing-folder"])
+@pytest.mark.parametrize("source", ["/no/such/imdb", "./missing-folder", "missing-folder/news.csv"])
 def test_missing_path_names_it_and_the_fix(source):
     with pytest.raises(UserError, match="no data at .*missing-folder|no data at /no/such") as e:
         load_imdb(source)
