@@ -7,12 +7,13 @@ the one range check of options. The scripts (``training.py``, ``origi.py``, ``co
 
 import argparse
 import contextlib
+import os
 import sys
 from pathlib import Path
 
 import torch
 
-from labelless import UserError
+from labelless import UserError, distributed
 from labelless.export import ONNX_FILES
 from labelless.runtime import choose_device, set_seed
 from labelless.sources import DEFAULT_SOURCE
@@ -51,12 +52,21 @@ MAX_SEED = 2**32 - 1  # numpy's seeds are unsigned 32-bit integers
 
 @contextlib.contextmanager
 def user_errors(prog):
-    """Turn a ``UserError`` into one line on stderr and exit code 2, with no traceback."""
+    """Turn a ``UserError`` into one line on stderr and exit code 2, with no traceback. Under
+    ``torchrun`` with several processes, a rank that fails says which it is before its traceback (the
+    others stop when ``torchrun`` sees it end, or when their next collective times out), and the
+    process group is left at the end."""
+    w = distributed.world()
     try:
         yield
     except UserError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}" if w.main else f"{prog}: error on rank {w.rank}: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception as e:
+        if w.size > 1:
+            print(f"{prog}: rank {w.rank} of {w.size} failed ({type(e).__name__}: {e}); the job ends", file=sys.stderr)
+        raise
+    distributed.finish(w)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -140,16 +150,26 @@ def apply_preset(args):
 
 
 def setup(args):
-    """Seed, threads and device from the shared flags; returns the torch device."""
+    """Seed, threads and device from the shared flags; returns the torch device. Under ``torchrun`` it
+    joins the process group (each rank its own GPU), and ranks other than 0 print nothing."""
     check_range(args, "seed", 0, MAX_SEED)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)  # torchrun's default is 1 per process
     if not args.progress:
         from transformers.utils import logging
 
         logging.disable_progress_bar()
     set_seed(args.seed)
-    return choose_device(args.device)
+    device = choose_device(args.device)
+    w = distributed.world()
+    if w.size > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", w.local_rank)
+            torch.cuda.set_device(device)
+        distributed.init(device)
+        if not w.main:
+            sys.stdout = open(os.devnull, "w")  # one report, rank 0's; errors still reach stderr
+    return device
 
 
 def check_outputs(args, out_dir=True):
@@ -218,6 +238,8 @@ def timing_main(args, prog, name):
             check_range(args, key, 1)
         check_range(args, "warmup", 0)
         check_outputs(args, out_dir=False)
+        if distributed.world().size > 1:
+            raise UserError(f"{prog} times one process on one machine: run it without torchrun")
         device = setup(args)
         settings = TimingSettings(args.out_dir, args.results, args.data, args.seed, args.n_reviews,
                                   tuple(batch_sizes), args.e2e_batch_size, args.warmup, args.repeats, args.both,

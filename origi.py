@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 import common
 import transformer
-from labelless import UserError, store
+from labelless import UserError, distributed, store
 from labelless.data import Reviews, encode_rows, unlabeled_subset
 from labelless.distill import ALPHA, TEMPERATURE, DistillSettings, distil
 from labelless.fit import ModelSettings, TrainSettings, accuracy, fit, new_model, predict_logits
@@ -98,8 +98,9 @@ def load_transfer_data(data, columns, history, tokenizer, progress_bar, unlabele
     return transfer, val, test
 
 
-def train_student(args, teacher_config, transfer, teacher_logits, val, device, distill):
-    """A student trained with the teacher's soft labels (``distill``) or on revealed labels alone."""
+def train_student(args, teacher_config, transfer, teacher_logits, val, device, distill, w):
+    """A student trained with the teacher's soft labels (``distill``) or on revealed labels alone (data-
+    parallel over the ranks of ``World`` ``w``)."""
     label_names = tuple(teacher_config.id2label[i] for i in range(teacher_config.num_labels))
     model = new_model(ModelSettings(args.student_size, teacher_config.vocab_size, teacher_config.max_len,
                                     teacher_config.pad_token_id, args.dropout, label_names=label_names),
@@ -109,11 +110,11 @@ def train_student(args, teacher_config, transfer, teacher_logits, val, device, d
     if distill:
         return model, distil(model, transfer.ids, teacher_logits, transfer.labels,
                              DistillSettings(args.temperature, args.alpha), train, args.seed,
-                             val=(val.ids, val.labels), desc=desc)
+                             val=(val.ids, val.labels), desc=desc, w=w)
     keep = np.flatnonzero(transfer.labels >= 0)
     labels = torch.from_numpy(transfer.labels[keep]).long().to(device)
     return model, fit(model, [transfer.ids[i] for i in keep], lambda logits, idx: F.cross_entropy(logits, labels[idx]),
-                      train, args.seed, val=(val.ids, val.labels), desc=desc)
+                      train, args.seed, val=(val.ids, val.labels), desc=desc, w=w)
 
 
 def size_on_disk(folder):
@@ -131,6 +132,7 @@ def run(args):
     check_args(args)
     common.check_outputs(args)
     device = common.setup(args)
+    w = distributed.world()
     teacher_dir = args.out_dir / "teacher"
     teacher, tokenizer, _ = store.load_checkpoint(teacher_dir, "training.py", device, what="teacher")
     history = store.ALHistory.load(teacher_dir)
@@ -141,8 +143,8 @@ def run(args):
     held, split = (test, "test") if test is not None else (val, "val")
 
     # Computed once: the soft targets of every transfer review for all epochs.
-    teacher_logits = predict_logits(teacher, transfer.ids, progress_bar=args.progress, desc="teacher logits")
-    teacher_held_logits = predict_logits(teacher, held.ids, progress_bar=args.progress)
+    teacher_logits = predict_logits(teacher, transfer.ids, progress_bar=args.progress, desc="teacher logits", w=w)
+    teacher_held_logits = predict_logits(teacher, held.ids, progress_bar=args.progress, w=w)
     teacher_acc, teacher_held = accuracy(teacher_held_logits, held.labels), teacher_held_logits.argmax(1)
     say(f"{PROG}: transfer set {len(transfer)} reviews ({n_revealed} with revealed labels, {n_unlabeled} unlabeled), "
         f"teacher {split}_acc {teacher_acc:.4f}" + ("" if test is not None else " (the data has no test split)"))
@@ -150,12 +152,16 @@ def run(args):
     variants = [] if args.no_distill else [("student", True)]
     variants += [] if args.skip_baseline else [("student_no_kd", False)]
     rows, results = [], {f"teacher_{split}_acc": teacher_acc}
+    if w.main:  # an interrupted save is repaired before any rank looks for a model trained already
+        for name, _ in variants:
+            store.recover(args.out_dir / name)
+    distributed.barrier(w)
     for name, distill in variants:
         folder, run_id = args.out_dir / name, run_key(args, teacher_dir, history, name)
         info = trained_by(folder, run_id)
         if info is None:
-            model, fit_history = train_student(args, teacher.config, transfer, teacher_logits, val, device, distill)
-            logits = predict_logits(model, held.ids)
+            model, fit_history = train_student(args, teacher.config, transfer, teacher_logits, val, device, distill, w)
+            logits = predict_logits(model, held.ids, w=w)
             acc, agreement = accuracy(logits, held.labels), float((logits.argmax(1) == teacher_held).mean())
             result = dict(
                 model=name, **({"test_acc": acc} if test is not None else {}), val_acc=max(fit_history["val_acc"]),
@@ -171,13 +177,15 @@ def run(args):
             info = {"script": PROG, "distilled": distill, "teacher": str(teacher_dir), "temperature": args.temperature,
                     "alpha": args.alpha, "fit": fit_history, f"{split}_acc": acc, "seed": args.seed, "run_id": run_id,
                     "result": result}
-            store.save_checkpoint(model, tokenizer, folder, info, onnx=True)  # before the results line: no work lost
+            if w.main:
+                store.save_checkpoint(model, tokenizer, folder, info, onnx=True)  # before the results line: no work lost
         else:
             model = store.load_checkpoint(folder, PROG, device, what=name)[0]
             say(f"{PROG}: {folder} was trained by this same command already: reused (delete it to train again)")
-        store.append_results(args.results, PROG, [info["result"]], once=True)
+        if w.main:
+            store.append_results(args.results, PROG, [info["result"]], once=True)
         acc = info["result"][f"{split}_acc"]
-        rows.append((name, acc, info["result"]["agreement"], model, size_on_disk(folder)))
+        rows.append((name, acc, info["result"]["agreement"], model, size_on_disk(folder) if w.main else 0))
         results[name] = {f"{split}_acc": acc, "agreement": info["result"]["agreement"], "folder": str(folder)}
     report(teacher, teacher_acc, teacher_dir, rows, split)
     return results
@@ -193,7 +201,6 @@ def run_key(args, teacher_dir, history, name):
 
 def trained_by(folder, run_id):
     """The info of the model in ``folder`` if this same command (``run_id``) trained it, else None."""
-    store.recover(folder)
     try:
         info = store.read_json(folder / store.INFO_FILE)
     except (OSError, ValueError):

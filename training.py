@@ -32,7 +32,7 @@ import numpy as np
 
 import common
 import transformer
-from labelless import UserError, active, oracle, store
+from labelless import UserError, active, distributed, oracle, store
 from labelless.active import ALData, ALSettings
 from labelless.bar import fit_bar
 from labelless.curves import curve_summary, label_savings, plot_curves
@@ -187,18 +187,22 @@ def resumed_tokenizer(args, seeds):
     if args.resume:
         for seed in seeds:
             folder = state_dir(args, args.strategy, seed)
-            store.recover(folder)
             if (folder / "tokenizer.json").is_file():
                 return AutoTokenizer.from_pretrained(folder)
     return None
 
 
-def check_resumable(args, strategies, seeds):
-    """The states ``--resume`` will read can be read: a damaged one is found before any work."""
+def check_resumable(args, strategies, seeds, w):
+    """The states ``--resume`` will read can be read: an interrupted save is repaired (by rank 0, while
+    the others wait) and a damaged state is found, before any work."""
+    for strategy in strategies:
+        for seed in seeds:
+            if w.main:
+                store.recover(state_dir(args, strategy, seed))
+    distributed.barrier(w)
     for strategy in strategies:
         for seed in seeds:
             folder = state_dir(args, strategy, seed)
-            store.recover(folder)
             if folder.exists():
                 try:
                     store.load_checkpoint(folder, PROG)
@@ -210,8 +214,6 @@ def check_resumable(args, strategies, seeds):
 def resumed_state(args, folder, run_settings, tokenizer, device):
     """``(model, state)`` of the interrupted run saved in ``folder``, or ``(None, None)``; refused if it
     was started with other settings."""
-    if args.resume:
-        store.recover(folder)
     if not (args.resume and folder.exists()):
         return None, None
     model, saved_tokenizer, state = store.load_checkpoint(folder, PROG, device)
@@ -242,9 +244,10 @@ def unlabeled_rows(args, seed):
     return unsup, unlabeled_subset(len(unsup), args.unlabeled_samples, seed)
 
 
-def prepare(args, seeds, corpus, device):
+def prepare(args, seeds, corpus, device, w):
     """The run's ``ALData``: the partition, a tokenizer trained on its training texts, the encoded
-    splits and unlabeled reviews, and word vectors from the training texts (texts, not labels)."""
+    splits and unlabeled reviews, and word vectors from the training texts (texts, not labels). Every
+    rank of a multi-process run prepares the same (checked for the tokenizer)."""
     train, test_split = corpus.train, corpus.test
     labels = np.asarray(train["label"])
     if args.oracle == "simulated" and (labels < 0).any():
@@ -261,6 +264,7 @@ def prepare(args, seeds, corpus, device):
     # development set (benchmarks/JOURNAL.md, "IMDB's unlabeled reviews").
     tokenizer = resumed_tokenizer(args, seeds) or train_tokenizer(
         train.select(part.texts)["text"], args.vocab_size, args.max_len)
+    distributed.check_same(tokenizer.backend_tokenizer.to_str(), "the tokenizer", w)
     pool = encode_rows(train, part.pool, tokenizer, args.progress)
     val = encode_rows(train, part.val, tokenizer, args.progress)
     test = (encode_rows(test_split, part.test, tokenizer, args.progress) if test_split is not None
@@ -273,7 +277,7 @@ def prepare(args, seeds, corpus, device):
     start = time.perf_counter()
     vectors = word_vectors(pool.ids + val.ids, len(tokenizer), transformer.SIZES[args.teacher_size]["d_model"])
     say(f"{PROG}: word vectors from the training texts {time.perf_counter() - start:.1f}s")
-    return ALData(pool, val, test, tokenizer, vectors, device, unlabeled)
+    return ALData(pool, val, test, tokenizer, vectors, device, unlabeled, w)
 
 
 def run_one(args, strategy, seed, data, corpus):
@@ -296,7 +300,7 @@ def run_one(args, strategy, seed, data, corpus):
     if "result" not in state:
         start = time.perf_counter()
         final = state.get("ensemble_step", state["rounds"][-1])
-        test_acc = evaluate(model, data.test.ids, data.test.labels) if len(data.test) else None
+        test_acc = evaluate(model, data.test.ids, data.test.labels, w=data.world) if len(data.test) else None
         state["result"] = dict(
             model="teacher", strategy=strategy, labels_used=final["labels_used"], pool_size=len(data.pool),
             rounds=len(state["rounds"]) - 1, **tested(test_acc), val_acc=final["val_acc"], params=model.num_params(),
@@ -304,7 +308,8 @@ def run_one(args, strategy, seed, data, corpus):
             retrain="cold", self_distilled="ensemble_step" in state,
             ensemble=args.ensemble if "ensemble_step" in state else 1, unlabeled=n_unlabeled(data),
             run_id=state["run_id"])
-        store.save_checkpoint(model, data.tokenizer, folder, state)
+        if data.world.main:
+            store.save_checkpoint(model, data.tokenizer, folder, state)
     result = state["result"]
     record = {"strategy": strategy, "seed": seed, "rounds": state["rounds"], "ensemble_step": state.get("ensemble_step"),
               "labeled_index": data.pool.index[state["labeled"]].tolist(), "labels": state["labels"],
@@ -313,7 +318,10 @@ def run_one(args, strategy, seed, data, corpus):
 
 
 def ask(args, state, data, corpus):
-    """Write the waiting round's questions for a person, and say how to go on. Returns the CSV's path."""
+    """Write the waiting round's questions for a person (rank 0 does), and say how to go on. Returns the
+    CSV's path (None on other ranks)."""
+    if not data.world.main:
+        return None
     path, n, n_val = oracle.ask(args.out_dir, state, data, corpus)
     kept = [a for i, a in enumerate(args.argv) if a != "--resume" and not a.startswith("--answers")
             and not (i and args.argv[i - 1] == "--answers")]
@@ -335,10 +343,11 @@ def run(args):
     common.apply_preset(args)
     common.check_outputs(args)
     device = common.setup(args)
+    w = distributed.world()
     seeds = parse_seeds(args)
     strategies = [args.strategy] + (["random"] if args.compare_random and args.strategy != "random" else [])
     if args.resume:
-        check_resumable(args, strategies, seeds)
+        check_resumable(args, strategies, seeds, w)
     if args.answers and not (args.resume and args.oracle == "files"):
         raise UserError("--answers goes with --resume and --oracle files: add them (as the command printed by the "
                         "last round)")
@@ -351,14 +360,14 @@ def run(args):
                         "(e.g. --classes neg,pos)")
     if corpus.test is None and args.eval_test_each_round:
         raise UserError(f"--eval-test-each-round needs a test split, and {data_source(args.data)} has none: drop the flag")
-    data = prepare(args, seeds, corpus, device)
+    data = prepare(args, seeds, corpus, device, w)
 
     runs, results, teacher = [], [], None
     for strategy in strategies:
         for seed in seeds:
             model, record, result = run_one(args, strategy, seed, data, corpus)
             if model is None:  # waiting for a person's answers
-                return {"queries": str(result)}
+                return {"queries": str(result) if w.main else None}
             runs.append(record)
             results.append(result)
             if teacher is None:
@@ -377,6 +386,19 @@ def run(args):
     if "random" in summary and args.strategy != "random":
         history.label_fraction_to_match_random = label_savings(summary, args.strategy)
         history.gain_over_random_at_budget = summary[args.strategy]["mean"][-1] - summary["random"]["mean"][-1]
+    folder = args.out_dir / "teacher"
+    if w.main:
+        write_outputs(args, corpus, data, history, runs, results, teacher)
+    out = {"test_acc": runs[0]["test_acc"], "labels_used": history.labels_used, "teacher_dir": str(folder),
+           "summary": summary, "runs": runs}
+    if history.gain_over_random_at_budget is not None:
+        out |= {"label_fraction_to_match_random": history.label_fraction_to_match_random,
+                "gain_over_random_at_budget": history.gain_over_random_at_budget}
+    return out
+
+
+def write_outputs(args, corpus, data, history, runs, results, teacher):
+    """The teacher with its history, the curves, the bar and the results lines (rank 0 writes them)."""
     # Saved before the results lines are written: a kill in between loses no work, and the resumed
     # run writes the lines that are missing, once.
     folder = store.save_checkpoint(teacher, data.tokenizer, args.out_dir / "teacher",
@@ -384,16 +406,10 @@ def run(args):
                                     "non_embedding_params": teacher.num_params(non_embedding=True),
                                     "test_acc": runs[0]["test_acc"], "settings": settings(args)},
                                    extra={store.HISTORY_FILE: history.record()}, onnx=True)
-    plot_curves(summary, metric, args.out_dir / "al_curve.png")
+    plot_curves(history.summary, history.curve_metric, args.out_dir / "al_curve.png")
     bar = the_bar(args, corpus, data, history, results[0]["run_id"])
     store.append_results(args.results, PROG, results + [bar], once=True)
     report(args, history, runs, teacher, folder)
-    out = {"test_acc": runs[0]["test_acc"], "labels_used": history.labels_used, "teacher_dir": str(folder),
-           "summary": summary, "runs": runs}
-    if history.gain_over_random_at_budget is not None:
-        out |= {"label_fraction_to_match_random": history.label_fraction_to_match_random,
-                "gain_over_random_at_budget": history.gain_over_random_at_budget}
-    return out
 
 
 def n_unlabeled(data):

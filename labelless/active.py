@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from .data import Reviews
 from .distill import distil_ensemble
+from .distributed import World, broadcast
 from .fit import accuracy, evaluate, fit, mean_probs, new_model, predict_logits
 from .runtime import say
 from .store import save_checkpoint
@@ -52,8 +53,9 @@ class ALSettings:
 
 class ALData(NamedTuple):
     """What every run reads: encoded pool, validation and test ``Reviews``, the tokenizer (saved with
-    each model), word vectors that start every fresh model (or None), the device, and unlabeled
-    ``Reviews`` that join the ensemble step's transfer set (or None; never queried)."""
+    each model), word vectors that start every fresh model (or None), the device, unlabeled
+    ``Reviews`` that join the ensemble step's transfer set (or None; never queried), and the ``World``
+    of processes the run is shared by (rank 0 saves the state)."""
 
     pool: Reviews
     val: Reviews
@@ -62,6 +64,7 @@ class ALData(NamedTuple):
     vectors: torch.Tensor | None
     device: torch.device
     unlabeled: Reviews | None = None
+    world: World = World()
 
 
 # Pool texts whose predictions are compared from round to round, the stopping signal: when a new
@@ -80,12 +83,12 @@ def derived_seed(*keys):
     return int(np.random.default_rng(list(keys)).integers(2**31))
 
 
-def train_round(model, pool, labeled, val, train, seed, desc):
+def train_round(model, pool, labeled, val, train, seed, desc, w=World()):
     """Train ``model`` on the ``labeled`` pool positions; keeps the best validation epoch."""
     ids = [pool.ids[i] for i in labeled]
     y = torch.from_numpy(pool.labels[labeled]).long().to(model.device)
     return fit(model, ids, lambda logits, idx: F.cross_entropy(logits, y[idx]), train, seed,
-               val=(val.ids, val.labels), desc=desc)
+               val=(val.ids, val.labels), desc=desc, w=w)
 
 
 def initialize(al, seed, pool, settings):
@@ -131,22 +134,26 @@ def revealed_round(run):
     return [asked.get(row, 0) for row in run["labeled_index"]]
 
 
-def save_state(model, tokenizer, folder, state, since):
-    """Save the run's ``model`` and ``state`` to ``folder``, adding the seconds worked ``since`` then (a
-    ``perf_counter`` reading) to the run's total, which so survives interruptions. Returns a new reading."""
+def save_state(model, data, folder, state, since):
+    """Save the run's ``model`` and ``state`` to ``folder`` (rank 0 does), adding the seconds worked
+    ``since`` then (a ``perf_counter`` reading) to the run's total, which so survives interruptions.
+    Returns a new reading."""
     now = time.perf_counter()
     state["seconds"] = state.get("seconds", 0.0) + now - since
-    save_checkpoint(model, tokenizer, folder, state)
+    if data.world.main:
+        save_checkpoint(model, data.tokenizer, folder, state)
     return now
 
 
-def query(model, pool, labeled, k, al, rng, progress_bar):
-    """The ``k`` pool positions ``al.strategy`` asks about, among the unlabeled ones (or a sample of them)."""
+def query(model, pool, labeled, k, al, rng, progress_bar, w=World()):
+    """The ``k`` pool positions ``al.strategy`` asks about, among the unlabeled ones (or a sample of them).
+    Every rank scores its shard; rank 0's choice is every rank's."""
     unlabeled = np.setdiff1d(np.arange(len(pool)), labeled)
     candidates = unlabeled
     if 0 < al.pool_sample < len(unlabeled):
         candidates = np.sort(rng.choice(unlabeled, al.pool_sample, replace=False))
-    return select(candidates, score(model, pool.ids, candidates, al.strategy, rng, progress_bar), k, rng)
+    scores = score(model, pool.ids, candidates, al.strategy, rng, progress_bar and w.main, w=w)
+    return broadcast(select(candidates, scores, k, rng), w)
 
 
 def learn(al, seed, data, model_settings, train, folder, state, model=None):
@@ -159,19 +166,20 @@ def learn(al, seed, data, model_settings, train, folder, state, model=None):
         if any(len(rows) for rows in unanswered(state, data)):
             if model is None:  # a fresh run: saved with an untrained model until round 0 (later states are saved)
                 model = new_model(model_settings, derived_seed(seed, 0), data.vectors).to(data.device)
-                save_state(model, data.tokenizer, folder, state, since)
+                save_state(model, data, folder, state, since)
             return model, state
         reveal(state, data)
         r = len(state["rounds"])
         round_seed = derived_seed(seed, r)
         desc = f"{al.strategy} s{seed} r{r}"
         model = new_model(model_settings, round_seed, data.vectors).to(data.device)
-        history = train_round(model, data.pool, labeled, data.val, train, round_seed, desc)
+        history = train_round(model, data.pool, labeled, data.val, train, round_seed, desc, data.world)
         record = {"round": r, "n_labeled": len(labeled), "labels_used": len(labeled) + len(data.val),
                   "val_acc": max(history["val_acc"]), "train_seconds": history["seconds"], "epochs": history}
         if al.eval_test_each_round:
-            record["test_acc"] = evaluate(model, data.test.ids, data.test.labels)
-        predictions = predict_logits(model, [data.pool.ids[i] for i in stop_set(data.pool, seed)]).argmax(1)
+            record["test_acc"] = evaluate(model, data.test.ids, data.test.labels, w=data.world)
+        stop_ids = [data.pool.ids[i] for i in stop_set(data.pool, seed)]
+        predictions = predict_logits(model, stop_ids, w=data.world).argmax(1)
         if "stop_predictions" in state:
             record["changed"] = float((predictions != np.asarray(state["stop_predictions"])).mean())
         state["stop_predictions"] = predictions.tolist()
@@ -180,7 +188,8 @@ def learn(al, seed, data, model_settings, train, folder, state, model=None):
         if k > 0 and r < max_rounds and not stable:
             start = time.perf_counter()
             torch.manual_seed(round_seed)  # MC-dropout masks
-            chosen = query(model, data.pool, labeled, k, al, np.random.default_rng([seed, r, 1]), train.progress)
+            chosen = query(model, data.pool, labeled, k, al, np.random.default_rng([seed, r, 1]), train.progress,
+                           data.world)
             labeled = np.concatenate([labeled, chosen])  # labeled once answered (``reveal``)
             state["pending"] = chosen.tolist()
             record["queried"] = data.pool.index[chosen].tolist()
@@ -190,7 +199,7 @@ def learn(al, seed, data, model_settings, train, folder, state, model=None):
             record["stopped_when_stable"] = bool(stable and k > 0)
         state["rounds"].append(record)
         state["labeled"] = labeled.tolist()
-        since = save_state(model, data.tokenizer, folder, state, since)
+        since = save_state(model, data, folder, state, since)
         say(f"{al.strategy} seed {seed} round {r}: labels_used={record['labels_used']} val_acc={record['val_acc']:.4f}"
             + (f" test_acc={record['test_acc']:.4f}" if "test_acc" in record else "")
             + (f" changed={record['changed']:.1%}" if "changed" in record else "")
@@ -200,7 +209,7 @@ def learn(al, seed, data, model_settings, train, folder, state, model=None):
     if al.ensemble > 1 and "ensemble_step" not in state:
         model, state["ensemble_step"] = ensemble_step(model, labeled, state["rounds"], al, seed, data,
                                                       model_settings, train)
-        save_state(model, data.tokenizer, folder, state, since)
+        save_state(model, data, folder, state, since)
     return model, state
 
 
@@ -216,15 +225,16 @@ def ensemble_step(model, labeled, rounds, al, seed, data, model_settings, train)
         member_seed = derived_seed(seed, r, k)
         members.append(new_model(model_settings, member_seed, data.vectors).to(data.device))
         history = train_round(members[-1], data.pool, labeled, data.val, train, member_seed,
-                              desc=f"{al.strategy} s{seed} member {k + 1}/{al.ensemble}")
+                              desc=f"{al.strategy} s{seed} member {k + 1}/{al.ensemble}", w=data.world)
         member_val_acc.append(max(history["val_acc"]))
     record = {"labels_used": rounds[-1]["labels_used"], "member_val_acc": member_val_acc,
-              "ensemble_val_acc": accuracy(mean_probs(members, data.val.ids), data.val.labels)}
+              "ensemble_val_acc": accuracy(mean_probs(members, data.val.ids, w=data.world), data.val.labels)}
     model, history = distil_ensemble(members, data.pool, labeled, data.val, model_settings, train, derived_seed(seed, r),
-                                     data.vectors, desc=f"{al.strategy} s{seed} distil ensemble", unlabeled=data.unlabeled)
+                                     data.vectors, desc=f"{al.strategy} s{seed} distil ensemble", unlabeled=data.unlabeled,
+                                     w=data.world)
     record |= {"val_acc": max(history["val_acc"]), "train_seconds": time.perf_counter() - start, "epochs": history}
     if al.eval_test_each_round:
-        record["test_acc"] = evaluate(model, data.test.ids, data.test.labels)
+        record["test_acc"] = evaluate(model, data.test.ids, data.test.labels, w=data.world)
     say(f"{al.strategy} seed {seed} ensemble of {al.ensemble} (val_acc {record['ensemble_val_acc']:.4f}) distilled on "
         f"the whole pool: val_acc={record['val_acc']:.4f}"
         + (f" test_acc={record['test_acc']:.4f}" if "test_acc" in record else "")

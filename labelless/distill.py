@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .distributed import World
 from .fit import fit, mean_probs, new_model
 
 # Chosen on validation by benchmarks/distill_sweep.sh (benchmarks/RESULTS.md, "Distillation sweep").
@@ -39,7 +40,7 @@ def distillation_loss(student_logits, teacher_logits, labels, revealed, temperat
     return alpha * soft + (1 - alpha) * hard
 
 
-def distil(model, ids, teacher_logits, labels, distill, train, seed, val=None, desc="distil"):
+def distil(model, ids, teacher_logits, labels, distill, train, seed, val=None, desc="distil", w=World()):
     """Train ``model`` on ``ids`` with ``distillation_loss`` against ``teacher_logits`` (numpy, one row
     per review); ``labels`` holds -1 where no label was revealed. Returns ``fit``'s history."""
     device = next(model.parameters()).device
@@ -51,11 +52,11 @@ def distil(model, ids, teacher_logits, labels, distill, train, seed, val=None, d
         return distillation_loss(logits, targets[idx], labels[idx].clamp(min=0), revealed[idx],
                                  distill.temperature, distill.alpha)
 
-    return fit(model, ids, loss, train, seed, val=val, desc=desc)
+    return fit(model, ids, loss, train, seed, val=val, desc=desc, w=w)
 
 
 def distil_ensemble(teachers, pool, labeled, val, model, train, seed, vectors=None, distill=DistillSettings(),
-                    desc="distil ensemble", unlabeled=None):
+                    desc="distil ensemble", unlabeled=None, w=World()):
     """A fresh model (``ModelSettings`` ``model``) distilled from the mean class probabilities of
     ``teachers`` on the whole ``pool`` and the ``unlabeled`` reviews (``Reviews`` or None): their soft
     labels on every review, the hard label only at the ``labeled`` pool positions. The transfer set adds
@@ -64,7 +65,7 @@ def distil_ensemble(teachers, pool, labeled, val, model, train, seed, vectors=No
     labels[labeled] = pool.labels[labeled]  # what active learning revealed, and nothing else
     ids = pool.ids + (unlabeled.ids if unlabeled is not None else [])
     labels = np.concatenate([labels, np.full(len(ids) - len(pool), -1)])
-    logits = mean_probs(teachers, ids, train.progress).log().numpy()
+    logits = mean_probs(teachers, ids, train.progress, w=w).log().numpy()
     student = new_model(model, seed, vectors).to(next(teachers[0].parameters()).device)
-    history = distil(student, ids, logits, labels, distill, train, seed, val=(val.ids, val.labels), desc=desc)
+    history = distil(student, ids, logits, labels, distill, train, seed, val=(val.ids, val.labels), desc=desc, w=w)
     return student, history

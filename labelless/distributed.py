@@ -1,11 +1,13 @@
-"""More than one process: the world a script runs in, and pool scoring sharded over its ranks.
+"""More than one process: the world a script runs in, and work sharded over its ranks.
 
 Under ``torchrun`` (which sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous address) each
 process is one rank of a ``torch.distributed`` process group: gloo on CPUs, NCCL on GPUs. Without it
 the world is one process and nothing here talks to anyone. ``sharded_scores`` splits a pool's
 candidates over the ranks (every ``size``-th one, so that long and short texts spread evenly), lets
 each rank score its own shard, and gathers the scores back in candidate order on every rank: each rank
-holds its shard's texts' logits only, never the whole pool's.
+holds its shard's texts' logits only, never the whole pool's. Every rank runs the same program on the
+same data; rank 0 (``World.main``) alone writes files and prints reports, and what it decides (the
+queries) is broadcast, so that every rank holds the same labeled set.
 """
 
 import os
@@ -47,6 +49,39 @@ def init(device, timeout=TIMEOUT):
     if w.size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
     return w
+
+
+def finish(w):
+    """Wait for every rank (rank 0's files are then written), and leave the process group."""
+    if w.size > 1 and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def barrier(w):
+    """Wait until every rank is here (e.g. until rank 0 has repaired the files all ranks will read)."""
+    if w.size > 1:
+        dist.barrier()
+
+
+def broadcast(array, w):
+    """Rank 0's ``array`` (1-D integers) on every rank."""
+    if w.size == 1:
+        return np.asarray(array)
+    sent = [np.asarray(array).tolist() if w.main else None]
+    dist.broadcast_object_list(sent, src=0)
+    return np.asarray(sent[0], dtype=np.int64)
+
+
+def check_same(value, what, w):
+    """Raise unless ``value`` (a string) is the same on every rank: ranks that trained different
+    tokenizers would train one model on two numberings."""
+    if w.size > 1:
+        values = [None] * w.size
+        dist.all_gather_object(values, value)
+        if len(set(values)) > 1:
+            raise RuntimeError(f"the ranks disagree on {what}: rank 0 has {values[0]!r}, "
+                               f"rank {next(r for r, v in enumerate(values) if v != values[0])} another")
 
 
 def shard(candidates, w):

@@ -1,4 +1,8 @@
-"""Models made, trained and read: the model factory, the one training loop, prediction and accuracy."""
+"""Models made, trained and read: the model factory, the one training loop, prediction and accuracy.
+
+In a multi-process ``World`` (``distributed``) training is data-parallel and prediction sharded: every
+rank calls the same functions in the same order.
+"""
 
 import copy
 import math
@@ -10,6 +14,7 @@ import torch
 
 import transformer
 
+from .distributed import World, sharded_scores
 from .runtime import autocast, progress
 from .text import collate, length_batches
 from .vectors import init_embeddings
@@ -53,35 +58,40 @@ class TrainSettings:
     weight_decay: float = 0.01
 
 
-def fit(model, ids, loss_fn, train, seed, val=None, desc="train"):
+def fit(model, ids, loss_fn, train, seed, val=None, desc="train", w=World()):
     """Train ``model`` on token ids ``ids`` with ``TrainSettings`` ``train``.
 
-    ``loss_fn(logits, idx)`` gives the loss of a batch, ``idx`` indexing ``ids``. With
+    ``loss_fn(logits, idx)`` gives the mean loss of a batch, ``idx`` indexing ``ids``. With
     ``val=(val_ids, val_labels)`` the weights of the best validation epoch are kept (and restored);
-    without it, the last epoch's. Returns a dict: per-epoch train loss and val accuracy, best epoch,
-    seconds.
+    without it, the last epoch's. In a multi-process ``World`` the model is wrapped in
+    DistributedDataParallel and each rank takes its share of every batch: the same batches, effective
+    batch size and learning rate as one process. Returns a dict: per-epoch train loss and val accuracy,
+    best epoch, seconds.
     """
     device = next(model.parameters()).device
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # the same on every rank: every rank walks the same batches
     torch.manual_seed(seed)  # dropout masks: a round is reproducible whatever ran before it
     lengths = np.array([len(x) for x in ids])
     steps = train.epochs * math.ceil(len(ids) / train.batch_size)
     optimizer, schedule = make_optimizer(model.named_parameters(), train.lr, train.weight_decay, steps)
+    net = model if w.size == 1 else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)  # starts from rank 0's weights
     history = {"train_loss": [], "val_acc": [], "best_epoch": None}
     best_acc, best_state = -1.0, None
     start = time.perf_counter()
     for epoch in range(train.epochs):
         model.train()
         total, count = 0.0, 0
-        bar = progress(length_batches(lengths, train.batch_size, rng), train.progress,
+        bar = progress(length_batches(lengths, train.batch_size, rng), train.progress and w.main,
                        desc=f"{desc} epoch {epoch + 1}/{train.epochs}", leave=False)
-        for idx in bar:
+        for batch in bar:
+            idx, weight = rank_share(batch, w)
             input_ids, mask = collate([ids[i] for i in idx], model.config.pad_token_id, device)
             with autocast(device):
-                logits = model(input_ids, attention_mask=mask).logits
+                logits = net(input_ids, attention_mask=mask).logits
             loss = loss_fn(logits.float(), idx)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * weight).backward()  # DDP averages the ranks' gradients: the batch's mean loss
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
@@ -89,7 +99,7 @@ def fit(model, ids, loss_fn, train, seed, val=None, desc="train"):
             bar.set_postfix(loss=f"{total / count:.4f}")
         history["train_loss"].append(total / max(count, 1))
         if val is not None:
-            acc = evaluate(model, *val)
+            acc = evaluate(model, *val, w=w)
             history["val_acc"].append(acc)
             if acc > best_acc:
                 best_acc, best_state = acc, copy.deepcopy(model.state_dict())
@@ -100,6 +110,16 @@ def fit(model, ids, loss_fn, train, seed, val=None, desc="train"):
         history["best_epoch"] = train.epochs
     history["seconds"] = time.perf_counter() - start
     return history
+
+
+def rank_share(batch, w):
+    """``(rows, weight)``: this rank's rows of a batch, and the factor that makes the ranks' averaged
+    mean losses the batch's mean loss. A rank left without a row takes the first with weight 0, for it
+    must still join the gradients' all-reduce."""
+    if w.size == 1:
+        return batch, 1.0
+    mine = batch[w.rank::w.size]
+    return (mine, len(mine) * w.size / len(batch)) if len(mine) else (batch[:1], 0.0)
 
 
 def make_optimizer(named_parameters, lr, weight_decay, steps):
@@ -118,12 +138,21 @@ def warmup_linear_decay(steps, warmup_fraction=0.1):
     return lambda step: (step + 1) / warmup if step < warmup else max(0.0, (steps - step) / max(1, steps - warmup))
 
 
-@torch.inference_mode()
-def predict_logits(model, ids, batch_size=128, device=None, progress_bar=False, mc_dropout=False, desc="predict"):
+def predict_logits(model, ids, batch_size=128, device=None, progress_bar=False, mc_dropout=False, desc="predict",
+                   w=World()):
     """Logits ``(N, num_labels)`` as float32 numpy, in the order of ``ids``.
 
-    ``mc_dropout=True`` keeps dropout active (one Monte Carlo sample per call, for BALD).
+    ``mc_dropout=True`` keeps dropout active (one Monte Carlo sample per call, for BALD). In a
+    multi-process ``World`` each rank predicts its shard and every rank gets all rows.
     """
+    if w.size == 1:
+        return _predict(model, ids, batch_size, device, progress_bar, mc_dropout, desc)
+    return sharded_scores(lambda rows: _predict(model, [ids[i] for i in rows], batch_size, device,
+                                                progress_bar and w.main, mc_dropout, desc), np.arange(len(ids)), w)
+
+
+@torch.inference_mode()
+def _predict(model, ids, batch_size, device, progress_bar, mc_dropout, desc):
     device = device or next(model.parameters()).device
     model.train(mc_dropout)
     out = np.empty((len(ids), model.config.num_labels), dtype=np.float32)
@@ -137,9 +166,9 @@ def predict_logits(model, ids, batch_size=128, device=None, progress_bar=False, 
     return out
 
 
-def mean_probs(models, ids, progress_bar=False):
+def mean_probs(models, ids, progress_bar=False, w=World()):
     """The models' mean class probabilities on ``ids``, an ``(N, num_labels)`` tensor."""
-    probs = [torch.from_numpy(predict_logits(m, ids, progress_bar=progress_bar, desc=f"logits {i + 1}/{len(models)}"))
+    probs = [torch.from_numpy(predict_logits(m, ids, progress_bar=progress_bar, desc=f"logits {i + 1}/{len(models)}", w=w))
              .softmax(-1) for i, m in enumerate(models)]
     return torch.stack(probs).mean(0)
 
@@ -150,6 +179,6 @@ def accuracy(scores, labels):
     return float((np.asarray(scores).argmax(1) == np.asarray(labels)).mean())
 
 
-def evaluate(model, ids, labels, batch_size=128, progress_bar=False):
+def evaluate(model, ids, labels, batch_size=128, progress_bar=False, w=World()):
     """Accuracy of ``model`` on token ids ``ids`` with gold ``labels``."""
-    return accuracy(predict_logits(model, ids, batch_size, progress_bar=progress_bar, desc="evaluate"), labels)
+    return accuracy(predict_logits(model, ids, batch_size, progress_bar=progress_bar, desc="evaluate", w=w), labels)

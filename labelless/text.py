@@ -130,4 +130,12 @@ def collate(ids, pad_id, device="cpu"):
     for row, x in enumerate(ids):
         input_ids[row, : len(x)] = x
         mask[row, : len(x)] = 1
-    return torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device)
+    return _to(input_ids, device), _to(mask, device)
+
+
+def _to(array, device):
+    """A numpy array as a tensor on ``device``; to a GPU through pinned memory, without waiting for the copy."""
+    tensor = torch.from_numpy(array)
+    if torch.device(device).type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor

@@ -44,9 +44,9 @@ def test_pool_sample_bounds_the_scored_reviews_and_rounds_stop_the_loop(data, tm
     scored, real_score = [], active.score
     monkeypatch.setattr(strategies, "MC_SAMPLES", 2)
 
-    def recording(model, ids, candidates, strategy, rng, progress_bar=False):
+    def recording(model, ids, candidates, strategy, rng, progress_bar=False, **kwargs):
         scored.append(len(candidates))
-        return real_score(model, ids, candidates, strategy, rng, progress_bar)
+        return real_score(model, ids, candidates, strategy, rng, progress_bar, **kwargs)
 
     monkeypatch.setattr(active, "score", recording)
     _, state = learn(data, tmp_path, ALSettings("bald", 40, 40, budget=160, rounds=1, pool_sample=50))

@@ -61,7 +61,7 @@ def test_distil_ensemble_reads_the_revealed_labels_only_and_the_teachers_mean(ti
     teachers = [new_model(settings, s).eval() for s in (1, 2)]
     seen = {}
 
-    def recording(model, ids, teacher_logits, labels, distill, train, seed, val=None, desc=""):
+    def recording(model, ids, teacher_logits, labels, distill, train, seed, val=None, desc="", **kwargs):
         seen.update(ids=ids, logits=teacher_logits, labels=np.asarray(labels), seed=seed)
         return {"val_acc": [0.5]}
 
@@ -87,7 +87,7 @@ def test_distil_ensemble_adds_the_unlabeled_reviews_to_the_transfer_set_without_
     settings = ModelSettings("tiny", len(tok), 32, tok.pad_token_id, 0.1)
     seen = {}
 
-    def recording(model, ids, teacher_logits, labels, distill, train, seed, val=None, desc=""):
+    def recording(model, ids, teacher_logits, labels, distill, train, seed, val=None, desc="", **kwargs):
         seen.update(ids=ids, logits=teacher_logits, labels=np.asarray(labels))
         return {"val_acc": [0.5]}
 

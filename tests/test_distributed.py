@@ -11,6 +11,7 @@ import torch.multiprocessing as mp
 
 import transformer
 from labelless.distributed import World, gather, shard, world
+from labelless.fit import TrainSettings, fit, predict_logits
 from labelless.strategies import score
 
 
@@ -36,6 +37,42 @@ def worker(rank, size, port, folder, strategy):
         np.save(os.path.join(folder, f"rank{rank}.npy"), scores)
     finally:
         dist.destroy_process_group()
+
+
+def train(w):
+    """A tiny model without dropout trained one epoch on 37 texts in batches of 8: the ranks share the
+    last batch of 5 unevenly."""
+    torch.manual_seed(0)
+    config = transformer.TransformerConfig.from_size("tiny", vocab_size=50, max_len=32, pad_token_id=0, dropout=0.0)
+    model = transformer.TransformerClassifier(config)
+    rng = np.random.default_rng(1)
+    ids = [rng.integers(1, 50, int(rng.integers(3, 32))).astype(np.int32) for _ in range(37)]
+    y = torch.from_numpy(rng.integers(0, 2, 37))
+    fit(model, ids, lambda logits, idx: torch.nn.functional.cross_entropy(logits, y[idx]),
+        TrainSettings(epochs=1, lr=1e-2, batch_size=8, progress=False), seed=0, w=w)
+    return model, ids
+
+
+def train_worker(rank, size, port, folder):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    try:
+        model, ids = train(world())
+        np.save(os.path.join(folder, f"rank{rank}.npy"), predict_logits(model, ids, w=world()))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_train_as_one_does(tmp_path):
+    """Data-parallel training: the same batches, each rank its share, the gradients of the whole batch."""
+    mp.spawn(train_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    model, ids = train(World())
+    alone = predict_logits(model, ids)
+    assert np.abs(alone).max() > 0.1  # it learned something to compare
+    for rank in (0, 1):
+        np.testing.assert_allclose(np.load(tmp_path / f"rank{rank}.npy"), alone, rtol=0, atol=1e-4)
 
 
 def free_port():

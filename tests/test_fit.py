@@ -41,7 +41,7 @@ def test_fit_learns_and_keeps_the_best_validation_epoch(tiny_model_and_tokenizer
     scores = iter([0.6, 0.9, 0.7])  # validation says the second epoch is best
     states = []
 
-    def fake_evaluate(m, *args):
+    def fake_evaluate(m, *args, **kwargs):
         states.append({k: v.clone() for k, v in m.state_dict().items()})
         return next(scores)
 
