@@ -25,14 +25,13 @@ Writes ``<out-dir>/teacher/`` (model, its ONNX copies, tokenizer, ``al_history.j
 import shlex
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 import common
 import transformer
-from labelless import UserError, active, distributed, oracle, store
+from labelless import UserError, active, distributed, oracle, resume, store
 from labelless.active import ALData, ALSettings
 from labelless.bar import fit_bar
 from labelless.curves import curve_summary, label_savings, plot_curves
@@ -46,16 +45,6 @@ from labelless.vectors import word_vectors
 
 PROG = "training.py"
 
-# Settings that earlier versions saved with a run's state, at the values that mean "off": such a state
-# resumes only if it left them off (benchmarks/JOURNAL.md names the commits that had them on).
-RETIRED_SETTINGS = {
-    "retrain": "cold", "embedding_init": "ppmi", "mc_samples": 10, "val_block": 100, "pooling": "mean",
-    "token_dropout": 0.0, "label_smoothing": 0.0, "average_from": None, "pretrain_epochs": 0, "self_distil": False,
-    "self_distil_epochs": None, "self_distil_start": "fresh", "self_distil_crops": 0, "self_distil_token_dropout": 0.0,
-    "ngram_weight": 0.0, "temperature": 4.0, "alpha": 0.9, "rounds": None}
-# Settings added later, at the values that earlier states ran with.
-ADDED_SETTINGS = {"unlabeled": "none", "unlabeled_samples": None, "text_column": "text", "label_column": None,
-                  "classes": None, "oracle": "simulated", "stop_when_stable": None}
 DROPOUT = 0.2  # the teacher's, chosen on the development set (benchmarks/JOURNAL.md)
 
 
@@ -175,66 +164,6 @@ def benchmark_draws(args, corpus):
     return corpus.benchmark and args.oracle == "simulated"
 
 
-def state_dir(args, strategy, seed):
-    return args.out_dir / "al_state" / f"{strategy}_seed{seed}"
-
-
-def resumed_tokenizer(args, seeds):
-    """With --resume, the tokenizer saved by the interrupted run: its weights were trained on those ids
-    (another version of ``tokenizers`` could train other ones), and it saves the time of training it."""
-    from transformers import AutoTokenizer
-
-    if args.resume:
-        for seed in seeds:
-            folder = state_dir(args, args.strategy, seed)
-            if (folder / "tokenizer.json").is_file():
-                return AutoTokenizer.from_pretrained(folder)
-    return None
-
-
-def check_resumable(args, strategies, seeds, w):
-    """The states ``--resume`` will read can be read: an interrupted save is repaired (by rank 0, while
-    the others wait) and a damaged state is found, before any work."""
-    for strategy in strategies:
-        for seed in seeds:
-            if w.main:
-                store.recover(state_dir(args, strategy, seed))
-    distributed.barrier(w)
-    for strategy in strategies:
-        for seed in seeds:
-            folder = state_dir(args, strategy, seed)
-            if folder.exists():
-                try:
-                    store.load_checkpoint(folder, PROG)
-                except UserError:
-                    raise UserError(f"cannot --resume {folder}: its saved state is damaged; rerun without --resume "
-                                    "to start that run afresh") from None
-
-
-def resumed_state(args, folder, run_settings, tokenizer, device):
-    """``(model, state)`` of the interrupted run saved in ``folder``, or ``(None, None)``; refused if it
-    was started with other settings."""
-    if not (args.resume and folder.exists()):
-        return None, None
-    model, saved_tokenizer, state = store.load_checkpoint(folder, PROG, device)
-    if saved_tokenizer.get_vocab() != tokenizer.get_vocab():
-        raise UserError(f"cannot --resume {folder}: its tokenizer differs from this run's "
-                        "(other data?); rerun with the same --data or without --resume")
-    # An option added after the state was written is missing from it: that run used its default.
-    defaults, saved = vars(common.apply_preset(parse_args(["--preset", args.preset]))), state["settings"]
-    diff = [k for k in run_settings if saved.get(k, ADDED_SETTINGS.get(k, defaults.get(k))) != run_settings[k]]
-    diff += [k for k, off in RETIRED_SETTINGS.items() if saved.get(k, off) != off]
-    if diff:
-        raise UserError(f"cannot --resume {folder}: it was started with other settings "
-                        f"({', '.join(sorted(diff))}); rerun with those or without --resume")
-    if "self_distil" in state:  # the ensemble step's record, as earlier versions named it
-        state["ensemble_step"] = state.pop("self_distil")
-    state.setdefault("run_id", uuid.uuid4().hex[:8])  # states of earlier versions had none
-    say(f"{PROG}: resuming {run_settings['strategy']} seed {run_settings['run_seed']} "
-        + (f"after round {state['rounds'][-1]['round']}" if state["rounds"] else "before round 0"))
-    return model, state
-
-
 def unlabeled_rows(args, seed):
     """``(unlabeled split, rows used)`` for ``--unlabeled imdb`` with an ensemble step to distil on them,
     else ``(None, [])``."""
@@ -262,7 +191,7 @@ def prepare(args, seeds, corpus, device, w):
     start = time.perf_counter()
     # The unlabeled reviews stay out of the tokenizer and the word vectors: there they lost on the
     # development set (benchmarks/JOURNAL.md, "IMDB's unlabeled reviews").
-    tokenizer = resumed_tokenizer(args, seeds) or train_tokenizer(
+    tokenizer = (args.resume and resume.saved_tokenizer(args.out_dir, args.strategy, seeds)) or train_tokenizer(
         train.select(part.texts)["text"], args.vocab_size, args.max_len)
     distributed.check_same(tokenizer.backend_tokenizer.to_str(), "the tokenizer", w)
     pool = encode_rows(train, part.pool, tokenizer, args.progress)
@@ -284,9 +213,12 @@ def run_one(args, strategy, seed, data, corpus):
     """One active-learning run, resumed if it was interrupted. Returns ``(teacher, run record, results
     line)``; the line is kept in the run's saved state, so that a resumed run reports it once. A run
     that waits for a person's answers returns ``(None, None, path of the queries)``."""
-    folder = state_dir(args, strategy, seed)
+    folder = resume.state_dir(args.out_dir, strategy, seed)
     run_settings = settings(args) | {"strategy": strategy, "run_seed": seed}
-    model, state = resumed_state(args, folder, run_settings, data.tokenizer, data.device)
+    model, state = None, None
+    if args.resume:
+        defaults = vars(common.apply_preset(parse_args(["--preset", args.preset])))
+        model, state = resume.resumed_state(folder, run_settings, defaults, data.tokenizer, data.device, PROG)
     al = al_settings(args, strategy, benchmark_draws(args, corpus))
     if state is None:
         state = active.initialize(al, seed, data.pool, run_settings)
@@ -347,7 +279,7 @@ def run(args):
     seeds = parse_seeds(args)
     strategies = [args.strategy] + (["random"] if args.compare_random and args.strategy != "random" else [])
     if args.resume:
-        check_resumable(args, strategies, seeds, w)
+        resume.check_resumable(args.out_dir, strategies, seeds, PROG, w)
     if args.answers and not (args.resume and args.oracle == "files"):
         raise UserError("--answers goes with --resume and --oracle files: add them (as the command printed by the "
                         "last round)")

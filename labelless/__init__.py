@@ -9,6 +9,7 @@
 - ``distill``: the distillation loss, distilling one teacher or an ensemble.
 - ``strategies``: uncertainty scores, the seed set and the query.
 - ``active``: the active-learning loop and the ensemble step after it.
+- ``resume``: where each run's state is saved, and whether a saved state may be resumed.
 - ``oracle``: a person in the loop: each round's queries as a CSV and Label Studio tasks, the answers
   read back and checked.
 - ``curves``: learning curves over seeds, label savings against random, the plot.
@@ -18,7 +19,7 @@
 - ``store``: checkpoint folders, JSON, ``results.txt``, the ``al_history.json`` schema.
 - ``timing``: the benchmark both timing scripts run.
 - ``runtime``: seeds, devices, autocast and progress bars.
-- ``distributed``: the process's rank under ``torchrun``, and pool scoring sharded over the ranks.
+- ``distributed``: the process's rank under ``torchrun``, and work sharded over the ranks.
 
 Nothing here reads ``argparse`` namespaces: the scripts turn their options into the settings
 dataclasses each module defines.

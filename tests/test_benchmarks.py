@@ -1,6 +1,11 @@
-"""The benchmark scripts in process: the n-gram bar on the teacher's partition, teacher_dev's members."""
+"""The benchmark scripts: the n-gram bar on the teacher's partition, teacher_dev's members, pool scoring,
+the GPU check rehearsed on CPU."""
+
+import os
+import subprocess
 
 import pytest
+from conftest import ROOT
 
 from benchmarks import ngram_baseline, teacher_dev
 from labelless import active
@@ -127,3 +132,17 @@ def test_pool_scoring_scores_every_synthetic_review_in_one_process(capsys):
     assert [(r["processes"], r["pool"]) for r in rows] == [(1, 40), (1, 60)] and all(r["reviews_per_s"] > 0 for r in rows)
     assert capsys.readouterr().out.count("processes=1") == 2
     assert pool_scoring.row_ids(5, 16).tolist() == pool_scoring.row_ids(5, 16).tolist()  # a row is its index's alone
+
+
+def test_gpu_check_rehearsed_on_cpu_runs_the_pipeline_on_one_process_and_on_two(parquet_dir, tmp_path):
+    """benchmarks/gpu_check.sh, the one prepared script for a GPU machine, on the smoke preset on CPU."""
+    env = os.environ | {"IMDB_DATA": str(parquet_dir), "GPU_CHECK_PRESET": "smoke", "GPU_CHECK_DEVICE": "cpu",
+                        "GPU_CHECK_NPROC": "2", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path / "gpu")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for run, nproc in (("one_gpu", 1), ("all_gpus", 2)):
+        models = [r["model"] for r in read_results(tmp_path / "gpu" / run / "results.txt")]
+        assert models[:4] == ["teacher", "bar", "student", "student_no_kd"] and "vanilla" in models
+        assert f"preset=smoke nproc={nproc} " in (tmp_path / "gpu" / run / "log.txt").read_text()
+    assert "torch" in (tmp_path / "gpu" / "machine.txt").read_text()

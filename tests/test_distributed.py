@@ -2,6 +2,7 @@
 
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import transformer
-from labelless.distributed import World, gather, shard, world
+from labelless.distributed import World, broadcast, check_same, gather, shard, world
 from labelless.fit import TrainSettings, fit, predict_logits
 from labelless.strategies import score
 
@@ -73,6 +74,32 @@ def test_two_processes_train_as_one_does(tmp_path):
     assert np.abs(alone).max() > 0.1  # it learned something to compare
     for rank in (0, 1):
         np.testing.assert_allclose(np.load(tmp_path / f"rank{rank}.npy"), alone, rtol=0, atol=1e-4)
+
+
+def agree_worker(rank, size, port, folder):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    dist.init_process_group("gloo")
+    try:
+        chosen = broadcast(np.array([rank, 7]), world())  # rank 0 decides for all
+        check_same("vocab", "the tokenizer", world())
+        try:
+            check_same(f"vocab {rank}", "the tokenizer", world())
+            refused = ""
+        except RuntimeError as e:
+            refused = str(e)
+        np.save(os.path.join(folder, f"rank{rank}.npy"), chosen)
+        (Path(folder) / f"rank{rank}.txt").write_text(refused)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_rank_0_decides_for_all_and_ranks_that_disagree_are_stopped(tmp_path):
+    mp.spawn(agree_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    for rank in (0, 1):
+        assert np.load(tmp_path / f"rank{rank}.npy").tolist() == [0, 7]
+        assert "the ranks disagree on the tokenizer: rank 0 has 'vocab 0', rank 1 another" == \
+            (tmp_path / f"rank{rank}.txt").read_text()
 
 
 def free_port():
