@@ -10,6 +10,7 @@ same data; rank 0 (``World.main``) alone writes files and prints reports, and wh
 queries) is broadcast, so that every rank holds the same labeled set.
 """
 
+import hashlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -75,13 +76,13 @@ def broadcast(array, w):
 
 def check_same(value, what, w):
     """Raise unless ``value`` (a string) is the same on every rank: ranks that trained different
-    tokenizers would train one model on two numberings."""
+    tokenizers would train one model on two numberings. Only a digest of it travels."""
     if w.size > 1:
-        values = [None] * w.size
-        dist.all_gather_object(values, value)
-        if len(set(values)) > 1:
-            raise RuntimeError(f"the ranks disagree on {what}: rank 0 has {values[0]!r}, "
-                               f"rank {next(r for r, v in enumerate(values) if v != values[0])} another")
+        digests = [None] * w.size
+        dist.all_gather_object(digests, hashlib.sha256(value.encode()).hexdigest())
+        other = next((r for r, d in enumerate(digests) if d != digests[0]), None)
+        if other is not None:
+            raise RuntimeError(f"the ranks disagree on {what}: rank {other}'s differs from rank 0's")
 
 
 def shard(candidates, w):
