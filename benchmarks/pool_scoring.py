@@ -4,7 +4,10 @@ Each rank builds the same randomly initialised model of ``--size`` and the token
 a synthetic pool (lengths drawn like IMDB's reviews cut to ``--max-len`` tokens; row ``i``'s ids depend
 on ``i`` alone, so a rank never holds the whole pool), then scores its shard with margin sampling and
 gathers every score on every rank (``labelless.distributed.sharded_scores``). Timed from a barrier to
-the gathered scores. One line per pool size from rank 0, one line of peak memory per rank.
+the gathered scores. One line per pool size from rank 0, one line of peak memory per rank (with the
+megabytes of its shard's token ids, the part of it that must grow with the shard). ``--keep-heap``
+scores without trimming the heap after each batch (``labelless.runtime.release_heap``), to measure what
+that saves.
 
     torchrun --nproc_per_node 1 -m benchmarks.pool_scoring --pool-sizes 10000,100000 --threads 1
     torchrun --nproc_per_node 2 -m benchmarks.pool_scoring --pool-sizes 10000,100000 --threads 1
@@ -20,6 +23,7 @@ import torch.distributed as dist
 import common
 import transformer
 from labelless.distributed import init, shard, sharded_scores
+from labelless import runtime
 from labelless.fit import predict_logits
 from labelless.strategies import margin
 
@@ -40,6 +44,7 @@ def parse_args(argv=None):
     p.add_argument("--size", default="teacher", choices=list(transformer.SIZES), help="model size")
     p.add_argument("--max-len", type=int, default=256)
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    p.add_argument("--keep-heap", action="store_true", help="do not trim the heap after each batch")
     return p.parse_args(argv)
 
 
@@ -49,7 +54,11 @@ def main(argv=None):
         sizes = common.parse_ints(args.pool_sizes, "--pool-sizes", "10000,100000", positive=True)
         common.check_range(args, "threads", 1)
         common.check_range(args, "max_len", 8)
-        return run(args, sizes)
+        runtime.RELEASE_HEAP = not args.keep_heap
+        try:
+            return run(args, sizes)
+        finally:
+            runtime.RELEASE_HEAP = True
 
 
 def run(args, sizes):
@@ -62,6 +71,7 @@ def run(args, sizes):
     for n in sizes:
         mine = shard(np.arange(n), w)
         ids = {int(i): row_ids(int(i), args.max_len) for i in mine}  # this rank's shard only
+        ids_mb = sum(x.nbytes for x in ids.values()) / 2**20
 
         def scores_of(part):
             logits = predict_logits(model, [ids[int(i)] for i in part])
@@ -75,8 +85,10 @@ def run(args, sizes):
         assert scores.shape == (n,)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         row = {"processes": w.size, "threads": args.threads, "pool": n, "seconds": round(seconds, 1),
-               "reviews_per_s": round(n / seconds, 1), "model": args.size, "max_len": args.max_len}
-        print(f"rank {w.rank}: pool {n}, peak memory so far {peak_mb:.0f} MB", flush=True)
+               "reviews_per_s": round(n / seconds, 1), "model": args.size, "max_len": args.max_len,
+               "heap": "kept" if args.keep_heap else "trimmed"}
+        print(f"rank {w.rank}: pool {n}, peak memory so far {peak_mb:.0f} MB, its shard's token ids {ids_mb:.0f} MB",
+              flush=True)
         if w.main:
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
         out.append(row)

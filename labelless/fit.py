@@ -15,7 +15,7 @@ import torch
 import transformer
 
 from .distributed import World, sharded_scores
-from .runtime import autocast, progress
+from .runtime import autocast, progress, release_heap
 from .text import collate, length_batches
 from .vectors import init_embeddings
 
@@ -162,6 +162,8 @@ def _predict(model, ids, batch_size, device, progress_bar, mc_dropout, desc):
         with autocast(device):
             logits = model(input_ids, attention_mask=mask).logits
         out[idx] = logits.float().cpu().numpy()
+        del input_ids, mask, logits
+        release_heap()
     model.eval()
     return out
 

@@ -1,6 +1,8 @@
-"""Where the code runs: seeds, the device, mixed precision and progress bars."""
+"""Where the code runs: seeds, the device, mixed precision, the heap and progress bars."""
 
 import contextlib
+import ctypes
+import ctypes.util
 import random
 
 import numpy as np
@@ -31,6 +33,26 @@ def autocast(device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None where the C library is another (macOS, musl)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+MALLOC_TRIM = _malloc_trim()
+RELEASE_HEAP = True  # benchmarks.pool_scoring --keep-heap turns it off to measure what it saves
+
+
+def release_heap():
+    """Hand the heap's free pages back to the system. Prediction runs batches in ascending length, so each
+    batch's blocks are a little larger than the holes the last one left, and glibc would keep every hole:
+    trimmed after each batch, a rank's memory stays that of one batch, whatever the pool's size."""
+    if RELEASE_HEAP and MALLOC_TRIM is not None:
+        MALLOC_TRIM(0)
 
 
 def progress(iterable=None, enabled=True, **kwargs):

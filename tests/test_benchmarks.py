@@ -132,6 +132,10 @@ def test_pool_scoring_scores_every_synthetic_review_in_one_process(capsys):
     assert [(r["processes"], r["pool"]) for r in rows] == [(1, 40), (1, 60)] and all(r["reviews_per_s"] > 0 for r in rows)
     assert capsys.readouterr().out.count("processes=1") == 2
     assert pool_scoring.row_ids(5, 16).tolist() == pool_scoring.row_ids(5, 16).tolist()  # a row is its index's alone
+    from labelless import runtime
+
+    kept = pool_scoring.main(["--pool-sizes", "40", "--size", "tiny", "--max-len", "16", "--keep-heap"])
+    assert [r["heap"] for r in rows + kept] == ["trimmed", "trimmed", "kept"] and runtime.RELEASE_HEAP
 
 
 def test_gpu_check_rehearsed_on_cpu_runs_the_pipeline_on_one_process_and_on_two(parquet_dir, tmp_path):
