@@ -21,7 +21,7 @@ from .bar import Bar
 from .export import ONNX_FILES
 from .runtime import autocast
 from .store import load_checkpoint
-from .text import CUT_MARGIN, collate, cut_at_space, has_our_normalizer, plain_lower, tails
+from .text import CUT_MARGIN, collate, cut_at_space, tails
 
 RUNTIMES = ("torch", *ONNX_FILES)
 CLOCK = ("prepare", "batch", "model", "other")  # where ``predict``'s time goes
@@ -78,12 +78,9 @@ class ServedTransformer(Served):
         if runtime != "torch":
             self.session = _session(self.folder / ONNX_FILES[runtime], self.folder, made_by)
         self.hf_tokenizer = tokenizer
-        self.tokenizer = _serving_copy(tokenizer)
-        # Printable ASCII is normalized in Python (``plain_lower``) and tokenized without the normalizer.
-        self.plain_tokenizer = None
-        if has_our_normalizer(tokenizer.backend_tokenizer):
-            self.plain_tokenizer = _serving_copy(tokenizer)
-            self.plain_tokenizer.normalizer = None
+        self.tokenizer = tokenizer.backend_tokenizer.__class__.from_str(tokenizer.backend_tokenizer.to_str())
+        self.tokenizer.enable_truncation(tokenizer.model_max_length, direction="left")  # the end of a review
+        self.tokenizer.no_padding()
 
     def inputs(self, texts):
         """Token ids of each text, as the saved tokenizer gives them (its last ``max_len`` tokens). A long
@@ -91,28 +88,14 @@ class ServedTransformer(Served):
         stands when the tokenizer still drops ``CUT_MARGIN`` of the tail's tokens (so the kept ones are the
         whole text's), else that text is tokenized again from ``tails``, which verifies a longer tail."""
         cut = [cut_at_space(t, SERVE_CHARS_PER_TOKEN * self.hf_tokenizer.model_max_length) for t in texts]
-        encodings = self.encode(cut)
+        # encode_batch_fast: the same ids without the character offsets, which serving never reads.
+        encodings = self.tokenizer.encode_batch_fast(cut)
         redo = [i for i, e in enumerate(encodings) if cut[i] is not texts[i] and _dropped(e) < CUT_MARGIN]
         if redo:
-            again = self.encode(tails(self.hf_tokenizer, [texts[i] for i in redo]))
+            again = self.tokenizer.encode_batch_fast(tails(self.hf_tokenizer, [texts[i] for i in redo]))
             for i, e in zip(redo, again):
                 encodings[i] = e
         return [np.asarray(e.ids, dtype=np.int64) for e in encodings]
-
-    def encode(self, texts):
-        """The tokenizer's encodings of ``texts``, the same whichever way each one is normalized."""
-        # encode_batch_fast: the same ids without the character offsets, which serving never reads.
-        if self.plain_tokenizer is None:
-            return self.tokenizer.encode_batch_fast(texts)
-        plain = [plain_lower(t) for t in texts]
-        easy = [i for i, p in enumerate(plain) if p is not None]
-        hard = [i for i, p in enumerate(plain) if p is None]
-        encodings = [None] * len(texts)
-        for rows, tokenizer, batch in ((easy, self.plain_tokenizer, [plain[i] for i in easy]),
-                                       (hard, self.tokenizer, [texts[i] for i in hard])):
-            for i, e in zip(rows, tokenizer.encode_batch_fast(batch)):
-                encodings[i] = e
-        return encodings
 
     def lengths(self, inputs):
         return [len(x) for x in inputs]
@@ -159,14 +142,6 @@ class ServedBar(Served):
     def size(self):
         n = self.bar.classifier.coef_.size + self.bar.classifier.intercept_.size
         return n, n, sum(f.stat().st_size for f in self.folder.iterdir()) / 1e6
-
-
-def _serving_copy(tokenizer):
-    """A copy of a checkpoint's Rust tokenizer that keeps a text's last tokens and never pads."""
-    copy = tokenizer.backend_tokenizer.__class__.from_str(tokenizer.backend_tokenizer.to_str())
-    copy.enable_truncation(tokenizer.model_max_length, direction="left")  # the end of a review
-    copy.no_padding()
-    return copy
 
 
 def _dropped(encoding):

@@ -1,8 +1,5 @@
 """Text to tensors: the WordPiece tokenizer, encoding, length-bucketed batches and padding."""
 
-import json
-import re
-
 import numpy as np
 import torch
 
@@ -23,7 +20,10 @@ def train_tokenizer(texts, vocab_size, max_len):
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    normalizer = make_normalizer()
+    normalizer = normalizers.Sequence([
+        normalizers.Replace(Regex(r"<br\s*/?>"), " "),
+        normalizers.BertNormalizer(lowercase=True, strip_accents=True),
+    ])
     pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     specials = list(SPECIAL_TOKENS.values())
     # The trainer numbers each "##" continuation piece when it first meets it while walking a hash
@@ -50,39 +50,6 @@ def train_tokenizer(texts, vocab_size, max_len):
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, model_max_length=max_len, truncation_side="left", padding_side="right",
         model_input_names=["input_ids", "attention_mask"], **SPECIAL_TOKENS)
-
-
-BR_TAG = r"<br\s*/?>"
-
-
-def make_normalizer():
-    """IMDB's ``<br />`` tags to spaces, then BERT's normalizer: lower case, accents stripped, control
-    characters dropped, CJK characters split."""
-    from tokenizers import Regex, normalizers
-
-    return normalizers.Sequence([normalizers.Replace(Regex(BR_TAG), " "),
-                                 normalizers.BertNormalizer(lowercase=True, strip_accents=True)])
-
-
-def has_our_normalizer(tokenizer):
-    """Whether a ``tokenizers.Tokenizer`` normalizes as ``make_normalizer`` does (``plain_lower`` holds)."""
-    from tokenizers import Tokenizer, models
-
-    ours = Tokenizer(models.WordPiece({"[UNK]": 0}, unk_token="[UNK]"))
-    ours.normalizer = make_normalizer()
-    return json.loads(tokenizer.to_str())["normalizer"] == json.loads(ours.to_str())["normalizer"]
-
-
-_NOT_PLAIN, _BR = re.compile(r"[^ -~]"), re.compile(BR_TAG)
-
-
-def plain_lower(text):
-    """What ``make_normalizer`` makes of ``text`` when that is only tags removed and lower case: for
-    printable ASCII (no accents, control characters or CJK to handle); None for any other text. Done
-    here, the tokenizer can skip its normalizer, its slowest step (serving tokenizes ~1.4x faster)."""
-    if _NOT_PLAIN.search(text):
-        return None
-    return (_BR.sub(" ", text) if "<br" in text else text).lower()
 
 
 def _stays_in_word(pre_tokenizer, char):
