@@ -82,15 +82,16 @@ def test_predictions_keep_the_order_of_the_reviews():
     assert evaluate(model, ids, [1, 1, 0]) == 1.0 and evaluate(model, ids, [0, 0, 0]) == pytest.approx(1 / 3)
 
 
-def test_prediction_releases_the_heap_after_every_batch(monkeypatch):
-    """Batches in ascending length leave holes a longer batch cannot reuse: trimmed after each one, a rank's
-    memory is one batch's, not the pool's."""
+def test_prediction_releases_the_heap_every_few_batches(monkeypatch):
+    """Batches in ascending length leave holes a longer batch cannot reuse: trimmed every ``TRIM_EVERY``
+    batches, a rank's memory is a few batches', not the pool's."""
     import labelless.fit
 
     calls = []
     monkeypatch.setattr(labelless.fit, "release_heap", lambda: calls.append(1))
-    predict_logits(Fixed([[0.0, 1.0]] * 3), [[1], [2, 9], [3, 9, 9]], batch_size=2)
-    assert len(calls) == 2
+    monkeypatch.setattr(labelless.fit, "TRIM_EVERY", 2)
+    predict_logits(Fixed([[0.0, 1.0]] * 3), [[1], [2, 9], [3, 9, 9]] * 2, batch_size=1)
+    assert len(calls) == 3
 
 
 def test_mean_probs_average_probabilities_not_logits():
