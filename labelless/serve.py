@@ -25,7 +25,7 @@ from .text import CUT_MARGIN, collate, cut_at_space, tails
 
 RUNTIMES = ("torch", *ONNX_FILES)
 CLOCK = ("prepare", "batch", "model", "other")  # where ``predict``'s time goes
-MICRO_BATCH = 32  # reviews per model call in ``predict``, sorted by length (fewer calls beat less padding)
+MICRO_BATCH = 8  # reviews per model call in ``predict``, sorted by length: less padding
 # IMDB averages ~4.4 characters per token: a tail of 6 per kept token holds them for ~98% of long reviews.
 SERVE_CHARS_PER_TOKEN = 6
 
