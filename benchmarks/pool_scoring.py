@@ -6,8 +6,7 @@ on ``i`` alone, so a rank never holds the whole pool), then scores its shard wit
 gathers every score on every rank (``labelless.distributed.sharded_scores``). Timed from a barrier to
 the gathered scores. One line per pool size from rank 0, one line of peak memory per rank (with the
 megabytes of its shard's token ids, the part of it that must grow with the shard). ``--keep-heap``
-scores without trimming the heap after each batch (``labelless.runtime.release_heap``), to measure what
-that saves.
+scores without trimming the heap (``labelless.runtime.release_heap``), to measure what the trim saves.
 
     torchrun --nproc_per_node 1 -m benchmarks.pool_scoring --pool-sizes 10000,100000 --threads 1
     torchrun --nproc_per_node 2 -m benchmarks.pool_scoring --pool-sizes 10000,100000 --threads 1
@@ -22,8 +21,8 @@ import torch.distributed as dist
 
 import common
 import transformer
-from labelless.distributed import init, shard, sharded_scores
 from labelless import runtime
+from labelless.distributed import init, shard, sharded_scores
 from labelless.fit import predict_logits
 from labelless.strategies import margin
 
@@ -44,7 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--size", default="teacher", choices=list(transformer.SIZES), help="model size")
     p.add_argument("--max-len", type=int, default=256)
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    p.add_argument("--keep-heap", action="store_true", help="do not trim the heap after each batch")
+    p.add_argument("--keep-heap", action="store_true", help="do not trim the heap while predicting")
     return p.parse_args(argv)
 
 

@@ -138,8 +138,8 @@ def warmup_linear_decay(steps, warmup_fraction=0.1):
     return lambda step: (step + 1) / warmup if step < warmup else max(0.0, (steps - step) / max(1, steps - warmup))
 
 
-# Prediction batches between two trims of the heap (``release_heap``): a trim hands pages back that the
-# next batches fault in again, so trimming after every batch cost 6% of the speed.
+# Prediction batches between two trims of the heap (``release_heap``): a trim hands back pages that the
+# next batches fault in again, so trimming after every batch costs speed (JOURNAL, "the heap trimmed").
 TRIM_EVERY = 16
 
 

@@ -50,7 +50,8 @@ RELEASE_HEAP = True  # benchmarks.pool_scoring --keep-heap turns it off to measu
 def release_heap():
     """Hand the heap's free pages back to the system. Prediction runs batches in ascending length, so each
     batch's blocks are a little larger than the holes the last one left, and glibc would keep every hole:
-    trimmed after each batch, a rank's memory stays that of one batch, whatever the pool's size."""
+    trimmed every few batches (``fit.TRIM_EVERY``), a rank's memory stays a few batches', whatever the
+    pool's size."""
     if RELEASE_HEAP and MALLOC_TRIM is not None:
         MALLOC_TRIM(0)
 
