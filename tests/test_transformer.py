@@ -184,3 +184,57 @@ def test_a_model_with_ngrams_reloads_and_exports_with_identical_logits(tiny_mode
     onnx = ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"input_ids": ids.numpy(),
                                                                        "attention_mask": mask.numpy()})[0]
     np.testing.assert_allclose(onnx, expected.numpy(), atol=1e-5)
+
+
+def windowed_model(tok, window=4):
+    config = transformer.TransformerConfig.from_size("tiny", vocab_size=len(tok), max_len=32, attn_window=window,
+                                                     pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    model = transformer.TransformerClassifier(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)  # away from the near-zero init, so differences would show
+    return model
+
+
+def test_windowed_attention_attends_within_blocks_of_the_window(tiny_model_and_tokenizer):
+    """The one layer's output equals attention under a block-diagonal mask, for each review of a padded batch."""
+    _, tok = tiny_model_and_tokenizer
+    model = windowed_model(tok)
+    ids, mask = batch(tok, ["a great and moving film with a fine cast", "dull", "boring, a waste of time"])
+    with torch.no_grad():
+        got = model(ids, attention_mask=mask).logits
+        for row in range(len(ids)):
+            T = int(mask[row].sum())
+            x = model.tok_emb(ids[row:row + 1, :T]) + model.pos_emb(torch.arange(T))  # (1, T, C)
+            block, attn = model.blocks[0], model.blocks[0].attn
+            q, k, v = (t.view(1, T, 2, -1).transpose(1, 2) for t in attn.qkv(block.ln_1(x)).split(x.shape[-1], 2))
+            blocks = torch.arange(T) // 4
+            y = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=blocks[:, None] == blocks[None, :])
+            x = x + attn.proj(y.transpose(1, 2).reshape(1, T, -1))
+            x = model.ln_f(x + block.ff(block.ln_2(x)))
+            torch.testing.assert_close(got[row], model.head(x.mean(1))[0], atol=1e-5, rtol=1e-5)
+    whole = transformer.TransformerClassifier(transformer.TransformerConfig(**{**model.config.to_dict(), "attn_window": 0}))
+    whole.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(got[0], whole.eval()(ids, attention_mask=mask).logits[0], atol=1e-4)  # the window matters
+
+
+def test_a_windowed_model_reloads_and_exports_with_identical_logits(tiny_model_and_tokenizer, tmp_path):
+    import onnxruntime as ort
+
+    _, tok = tiny_model_and_tokenizer
+    model = windowed_model(tok, window=12)  # longer than the export's example, so its graph must not depend on it
+    folder = save_checkpoint(model, tok, tmp_path / "m", {}, onnx=True)
+    loaded = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    assert loaded.config.attn_window == 12
+    onnx = ort.InferenceSession(str(folder / "model.onnx"))
+    texts = ["a great and moving film with a fine cast, a joy to watch, and the best ending of the year", "dull",
+             "boring", "the plot was awful and slow, the actors lost"]
+    for group in (texts, texts[1:3], texts[:1]):  # lengths under, over and not a multiple of the window
+        ids, mask = batch(tok, group)
+        with torch.no_grad():
+            expected = model(ids, attention_mask=mask).logits
+            assert torch.equal(expected, loaded(ids, attention_mask=mask).logits)
+        got = onnx.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+        np.testing.assert_allclose(got, expected.numpy(), atol=1e-5)
