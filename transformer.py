@@ -35,7 +35,6 @@ SIZES = {
     "teacher": dict(n_layer=3, d_model=128, n_head=4, d_ff=512),
     "student": dict(n_layer=1, d_model=32, n_head=1, d_ff=64),
     "tiny": dict(n_layer=1, d_model=16, n_head=2, d_ff=32),
-    "student_w64": dict(n_layer=1, d_model=32, n_head=1, d_ff=64, attn_window=64),  # development (JOURNAL)
 }
 
 
@@ -55,7 +54,6 @@ class TransformerConfig(PreTrainedConfig):
         attn_dropout=0.0,
         ngram_buckets=0,
         ngram_orders=(2, 3),
-        attn_window=0,
         initializer_range=0.02,
         pad_token_id=0,
         **kwargs,
@@ -79,9 +77,6 @@ class TransformerConfig(PreTrainedConfig):
         # every order in ``ngram_orders`` that ends there, so the first layer sees phrases, not only words.
         self.ngram_buckets = ngram_buckets
         self.ngram_orders = list(ngram_orders)
-        # Attention within consecutive blocks of ``attn_window`` tokens (0: over the whole review): T * W
-        # work instead of T^2, for a model that pools local evidence.
-        self.attn_window = attn_window
         self.initializer_range = initializer_range
         kwargs.setdefault("id2label", {0: "neg", 1: "pos"})
         kwargs.setdefault("label2id", {"neg": 0, "pos": 1})
@@ -101,7 +96,6 @@ class SelfAttention(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.n_head = config.n_head
-        self.window = config.attn_window
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
         self.proj = nn.Linear(config.d_model, config.d_model)
         self.attn_dropout = config.attn_dropout
@@ -109,8 +103,6 @@ class SelfAttention(nn.Module):
 
     def forward(self, x, key_mask):
         B, T, C = x.shape  # (B, T, C)
-        if self.window:  # at any length: an exported graph must not depend on its example's length
-            return self._windowed(x, key_mask)
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, n_head, T, head_dim)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
@@ -118,24 +110,6 @@ class SelfAttention(nn.Module):
             q, k, v, attn_mask=key_mask, dropout_p=self.attn_dropout if self.training else 0.0
         )  # (B, n_head, T, head_dim)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
-        return self.resid_dropout(self.proj(y))
-
-    def _windowed(self, x, key_mask):
-        """Attention within consecutive blocks of ``window`` tokens: each block is one short sequence."""
-        B, T, C = x.shape  # (B, T, C)
-        W = self.window
-        pad = -T % W
-        x = F.pad(x, (0, 0, 0, pad))  # (B, T', C), T' = n * W
-        keep = F.pad(key_mask.reshape(B, T), (0, pad)).view(-1, W)  # (B * n, W)
-        # A block of padding alone attends to itself (its states are never pooled): no empty softmax.
-        keep = (keep | ~keep.any(-1, keepdim=True))[:, None, None, :]  # (B * n, 1, 1, W)
-        q, k, v = self.qkv(x).split(C, dim=2)
-        # (B, T', C) -> (B * n, n_head, W, head_dim)
-        q, k, v = (t.reshape(-1, W, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=keep, dropout_p=self.attn_dropout if self.training else 0.0
-        )  # (B * n, n_head, W, head_dim)
-        y = y.transpose(1, 2).reshape(B, T + pad, C)[:, :T]  # (B, T, C)
         return self.resid_dropout(self.proj(y))
 
 
