@@ -73,9 +73,9 @@ def is_plain_ascii(text):
 
 def ascii_copy(tokenizer):
     """A copy of a ``tokenizers.Tokenizer`` made by ``train_tokenizer`` that gives the same ids on plain
-    ASCII (``is_plain_ascii``) about twice as fast: on such text BERT's normalizer only lower-cases, and its
-    pre-tokenizer only splits as ``ASCII_PIECES`` does, both cheaper in those forms. None for a tokenizer
-    with another normalizer or pre-tokenizer."""
+    ASCII (``is_plain_ascii``), faster: on such text BERT's normalizer only lower-cases and its pre-tokenizer
+    only splits as ``ASCII_PIECES`` does, and both are cheaper in those forms. None for a tokenizer with
+    another normalizer or pre-tokenizer."""
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
     ours = Tokenizer(models.WordPiece({"[UNK]": 0}, unk_token="[UNK]"))

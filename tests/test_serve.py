@@ -60,7 +60,8 @@ def test_the_ascii_copy_splits_every_ascii_character_as_the_tokenizer_does(tiny_
     tok = tiny_model_and_tokenizer[1].backend_tokenizer
     copy = ascii_copy(tok)
     rng = np.random.default_rng(0)
-    alphabet = [chr(c) for c in range(32, 127)] * 4 + [chr(c) for c in [*range(32), 127]] + ["<br />", "<br>", "  ", "Film"] * 8
+    printable, control = [chr(c) for c in range(32, 127)], [chr(c) for c in [*range(32), 127]]
+    alphabet = printable * 4 + control + ["<br />", "<br>", "  ", "Film"] * 8
     texts = ["".join(rng.choice(alphabet, rng.integers(1, 60))) for _ in range(3000)]
     texts += [f"a{chr(c)}b {chr(c)}{chr(c)}x" for c in range(128)]
     plain = [t for t in texts if is_plain_ascii(t)]
