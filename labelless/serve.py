@@ -3,8 +3,8 @@
 ``load(folder, runtime)`` returns a ``Served`` model for a checkpoint folder (run by torch, or by ONNX
 Runtime from its ``model.onnx`` / ``model.int8.onnx``) or for the bar's folder. ``predict(texts)`` is
 the end-to-end path the timing scripts measure: each text cut to the tail that gives the same token
-ids, the batch tokenized in parallel by the Rust tokenizer (plain ASCII by a faster copy of it that gives
-the same ids), then run in micro-batches of similar lengths.
+ids, plain ASCII tokenized by a faster Python copy of the tokenizer that gives the same ids and the rest by
+the Rust tokenizer, then run in micro-batches of similar lengths.
 
     served = load("checkpoints/student", runtime="onnx")
     served.predict(["A wonderful film.", "Dull."])    # array([1, 0])
@@ -21,7 +21,7 @@ from .bar import Bar
 from .export import ONNX_FILES
 from .runtime import autocast
 from .store import load_checkpoint
-from .text import CUT_MARGIN, ascii_copy, collate, cut_at_space, is_plain_ascii, tails
+from .text import CUT_MARGIN, AsciiWordPiece, collate, cut_at_space, is_plain_ascii, tails
 
 RUNTIMES = ("torch", *ONNX_FILES)
 CLOCK = ("prepare", "batch", "model", "other")  # where ``predict``'s time goes
@@ -80,8 +80,7 @@ class ServedTransformer(Served):
         self.hf_tokenizer = tokenizer
         backend, max_len = tokenizer.backend_tokenizer, tokenizer.model_max_length
         self.tokenizer = _serving(backend.__class__.from_str(backend.to_str()), max_len)
-        fast = ascii_copy(backend)  # plain ASCII (most reviews): the same ids, faster
-        self.ascii_tokenizer = fast and _serving(fast, max_len)
+        self.ascii_tokenizer = AsciiWordPiece.of(backend, max_len)  # plain ASCII (most reviews): the same ids, faster
 
     def inputs(self, texts):
         """Token ids of each text, as the saved tokenizer gives them (its last ``max_len`` tokens). A long
@@ -90,26 +89,23 @@ class ServedTransformer(Served):
         whole text's), else that text is tokenized again from ``tails``, which verifies a longer tail."""
         cut = [cut_at_space(t, SERVE_CHARS_PER_TOKEN * self.hf_tokenizer.model_max_length) for t in texts]
         encodings = self.encode(cut)
-        redo = [i for i, e in enumerate(encodings) if cut[i] is not texts[i] and _dropped(e) < CUT_MARGIN]
+        redo = [i for i, (_, dropped) in enumerate(encodings) if cut[i] is not texts[i] and dropped < CUT_MARGIN]
         if redo:
             again = self.encode(tails(self.hf_tokenizer, [texts[i] for i in redo]))
             for i, e in zip(redo, again):
                 encodings[i] = e
-        return [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+        return [ids for ids, _ in encodings]
 
     def encode(self, texts):
-        """The saved tokenizer's encodings of ``texts``; plain ASCII ones come from its ASCII copy."""
+        """``(ids, tokens truncation dropped)`` of each text as the saved tokenizer gives them; plain ASCII
+        ones come from its Python copy."""
+        fast = self.ascii_tokenizer
+        out = [fast.encode(t) if fast is not None and is_plain_ascii(t) else None for t in texts]
+        rest = [i for i, o in enumerate(out) if o is None]
         # encode_batch_fast: the same ids without the character offsets, which serving never reads.
-        if self.ascii_tokenizer is None:
-            return self.tokenizer.encode_batch_fast(texts)
-        plain = [is_plain_ascii(t) for t in texts]
-        encodings = [None] * len(texts)
-        for tokenizer, wanted in ((self.ascii_tokenizer, True), (self.tokenizer, False)):
-            rows = [i for i, p in enumerate(plain) if p is wanted]
-            if rows:
-                for i, e in zip(rows, tokenizer.encode_batch_fast([texts[i] for i in rows])):
-                    encodings[i] = e
-        return encodings
+        for i, e in zip(rest, self.tokenizer.encode_batch_fast([texts[i] for i in rest]) if rest else ()):
+            out[i] = np.asarray(e.ids, dtype=np.int64), _dropped(e)
+        return out
 
     def lengths(self, inputs):
         return [len(x) for x in inputs]

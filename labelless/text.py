@@ -67,26 +67,69 @@ def make_normalizer():
 
 
 def is_plain_ascii(text):
-    """Whether ``ascii_copy``'s tokenizer gives ``text`` the same ids: ASCII without control characters."""
+    """Whether ``AsciiWordPiece`` gives ``text`` the saved tokenizer's ids: ASCII without control characters."""
     return text.isascii() and not _CONTROL.search(text)
 
 
-def ascii_copy(tokenizer):
-    """A copy of a ``tokenizers.Tokenizer`` made by ``train_tokenizer`` that gives the same ids on plain
-    ASCII (``is_plain_ascii``), faster: on such text BERT's normalizer only lower-cases and its pre-tokenizer
-    only splits as ``ASCII_PIECES`` does, and both are cheaper in those forms. None for a tokenizer with
-    another normalizer or pre-tokenizer."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+class AsciiWordPiece:
+    """The ids a ``train_tokenizer`` tokenizer gives plain ASCII (``is_plain_ascii``), in Python and faster:
+    on such text BERT's normalizer only turns tags to spaces and lower-cases, its pre-tokenizer only splits
+    as ``ASCII_PIECES`` does, and a word's WordPiece ids depend on the word alone, so each is worked out once
+    and kept. ``of`` gives None for a tokenizer with other steps."""
 
-    ours = Tokenizer(models.WordPiece({"[UNK]": 0}, unk_token="[UNK]"))
-    ours.normalizer, ours.pre_tokenizer = make_normalizer(), pre_tokenizers.BertPreTokenizer()
-    theirs, ours = json.loads(tokenizer.to_str()), json.loads(ours.to_str())
-    if any(theirs[step] != ours[step] for step in ("normalizer", "pre_tokenizer")):
-        return None
-    copy = Tokenizer.from_str(tokenizer.to_str())
-    copy.normalizer = normalizers.Sequence([normalizers.Replace(Regex(BR_TAG), " "), normalizers.Lowercase()])
-    copy.pre_tokenizer = pre_tokenizers.Split(Regex(ASCII_PIECES), behavior="removed", invert=True)
-    return copy
+    MAX_WORDS = 1 << 20  # words kept; a long-running server starts over beyond this
+
+    def __init__(self, vocab, max_len, unk="[UNK]", prefix="##", max_chars=100, cls="[CLS]", sep="[SEP]"):
+        self.vocab, self.keep, self.prefix, self.max_chars = vocab, max_len - 2, prefix, max_chars
+        self.unk, self.cls, self.sep = (vocab[unk],), vocab[cls], vocab[sep]
+        self.whole_words = {w: (i,) for w, i in vocab.items() if not w.startswith(prefix)}
+        self.words = dict(self.whole_words)
+        self.pieces_re, self.tag_re = re.compile(ASCII_PIECES), re.compile(BR_TAG)
+
+    @classmethod
+    def of(cls, tokenizer, max_len):
+        """For a ``tokenizers.Tokenizer`` made by ``train_tokenizer`` that keeps its last ``max_len`` tokens;
+        None if its steps differ or its ids on a probe text differ from this class's."""
+        from tokenizers import Tokenizer, models, pre_tokenizers
+
+        ours = Tokenizer(models.WordPiece({"[UNK]": 0}, unk_token="[UNK]"))
+        ours.normalizer, ours.pre_tokenizer = make_normalizer(), pre_tokenizers.BertPreTokenizer()
+        theirs, ours = json.loads(tokenizer.to_str()), json.loads(ours.to_str())
+        if any(theirs[step] != ours[step] for step in ("normalizer", "pre_tokenizer")) or \
+                theirs["model"]["type"] != "WordPiece" or not {"[CLS]", "[SEP]", "[UNK]"} <= set(tokenizer.get_vocab()):
+            return None
+        model = theirs["model"]
+        fast = cls(tokenizer.get_vocab(), max_len, model["unk_token"], model["continuing_subword_prefix"],
+                   model["max_input_chars_per_word"])
+        saved = Tokenizer.from_str(tokenizer.to_str())
+        saved.enable_truncation(max_len, direction="left")
+        probe = "A probe<br />of 12 WORDS, 3.5 stars... unbelievably_long-ish!? " * 2
+        return fast if fast.encode(probe)[0].tolist() == saved.encode(probe).ids else None
+
+    def encode(self, text):
+        """``(ids, dropped)``: the ids of ``text`` with ``[CLS]`` and ``[SEP]``, its last ``max_len``, and how
+        many of its tokens that dropped."""
+        words, get = self.pieces_re.findall(self.tag_re.sub(" ", text).lower()), self.words.get
+        ids = [i for w in words for i in (get(w) or self._new(w))]
+        dropped = max(0, len(ids) - self.keep)
+        return np.array([self.cls, *ids[dropped:], self.sep], dtype=np.int64), dropped
+
+    def _new(self, word):
+        """WordPiece's ids of ``word``: the longest piece of the vocabulary at each step, ``[UNK]`` if one is missing."""
+        if len(self.words) > self.MAX_WORDS:
+            self.words = dict(self.whole_words)
+        ids, start = [], 0
+        while start < len(word) <= self.max_chars:
+            for end in range(len(word), start, -1):
+                piece = word[start:end] if start == 0 else self.prefix + word[start:end]
+                if piece in self.vocab:
+                    ids.append(self.vocab[piece])
+                    start = end
+                    break
+            else:
+                break
+        self.words[word] = ids = tuple(ids) if start == len(word) and ids else self.unk
+        return ids
 
 
 def _stays_in_word(pre_tokenizer, char):

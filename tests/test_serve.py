@@ -9,7 +9,7 @@ from labelless import UserError
 from labelless.bar import fit_bar
 from labelless.serve import load
 from labelless.store import save_checkpoint
-from labelless.text import ascii_copy, is_plain_ascii
+from labelless.text import AsciiWordPiece, is_plain_ascii
 
 # Texts each normalizer and pre-tokenizer step has work on: tags of several spellings, upper case, runs of
 # punctuation, digits, underscores, accents, control and whitespace characters, CJK, and long ones (tails).
@@ -45,9 +45,9 @@ def test_predict_gives_the_models_labels_in_the_order_sent(folder, runtime):
 def test_plain_ascii_goes_to_the_ascii_copy_and_gets_the_same_ids(folder, monkeypatch):
     path, _, tok = folder
     served = load(path)
-    sent, encode = [], served.ascii_tokenizer.encode_batch_fast
+    sent, encode = [], served.ascii_tokenizer.encode
     monkeypatch.setattr(served, "ascii_tokenizer", type("Spy", (), {
-        "encode_batch_fast": lambda self, batch: sent.extend(batch) or encode(batch)})())
+        "encode": lambda self, text: sent.append(text) or encode(text)})())
     texts = MIXED + make_reviews(20, 3)[0]
     assert [x.tolist() for x in served.inputs(texts)] == tok(texts, truncation=True)["input_ids"]
     assert "Great<br/>FILM<br    >ok" in sent and "tab\tnew\nline\r" in sent and len(sent) > 20
@@ -58,7 +58,8 @@ def test_the_ascii_copy_splits_every_ascii_character_as_the_tokenizer_does(tiny_
     """Random strings over all of ASCII, tags and the characters BERT's normalizer deletes included: the
     copy agrees with the saved tokenizer wherever ``is_plain_ascii`` sends a text to it."""
     tok = tiny_model_and_tokenizer[1].backend_tokenizer
-    copy = ascii_copy(tok)
+    tok.enable_truncation(64, direction="left")
+    copy = AsciiWordPiece.of(tok, 64)
     rng = np.random.default_rng(0)
     printable, control = [chr(c) for c in range(32, 127)], [chr(c) for c in [*range(32), 127]]
     alphabet = printable * 4 + control + ["<br />", "<br>", "  ", "Film"] * 8
@@ -66,16 +67,18 @@ def test_the_ascii_copy_splits_every_ascii_character_as_the_tokenizer_does(tiny_
     texts += [f"a{chr(c)}b {chr(c)}{chr(c)}x" for c in range(128)]
     plain = [t for t in texts if is_plain_ascii(t)]
     assert 500 < len(plain) < 2800 and not is_plain_ascii("a\x0bb") and is_plain_ascii("a\tb")
-    assert [e.ids for e in copy.encode_batch(plain)] == [e.ids for e in tok.encode_batch(plain)]
+    assert [copy.encode(t)[0].tolist() for t in plain] == [e.ids for e in tok.encode_batch(plain)]
 
 
 def test_the_ascii_copy_gives_every_plain_imdb_training_review_the_same_ids(real_imdb, tiny_model_and_tokenizer):
     from labelless.sources import load_imdb
 
     tok = tiny_model_and_tokenizer[1].backend_tokenizer
+    tok.enable_truncation(512, direction="left")
     texts = [t for t in load_imdb(real_imdb)[0]["text"] if is_plain_ascii(t)]
     assert len(texts) > 20000
-    assert [e.ids for e in ascii_copy(tok).encode_batch_fast(texts)] == [e.ids for e in tok.encode_batch_fast(texts)]
+    copy = AsciiWordPiece.of(tok, 512)
+    assert [copy.encode(t)[0].tolist() for t in texts] == [e.ids for e in tok.encode_batch_fast(texts)]
 
 
 @pytest.mark.parametrize("step", ["normalizer", "pre_tokenizer"])
