@@ -45,13 +45,14 @@ def parse_args(argv=None):
     p.add_argument("--lr", dest="distill_lr", metavar="LR", type=float, help="peak learning rate (one-cycle AdamW)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--unlabeled", choices=["imdb", "none"], default="none",
+    p.add_argument("--unlabeled", dest="student_unlabeled", choices=["imdb", "none"],
                    help="imdb: IMDB's unlabeled reviews (a seeded subset on the small presets) join the student's "
-                        "transfer set; none: the pool alone")
+                        "transfer set; none: the pool alone (default: imdb on full, else none)")
     p.set_defaults(unlabeled_samples=None)  # how many: set by the preset
-    p.add_argument("--bar-weight", type=float, default=0.0, metavar="W",
+    p.add_argument("--bar-weight", type=float, metavar="W",
                    help="the soft labels are (1 - W) * the teacher's + W * the bar's (the TF-IDF model training.py "
-                        "fitted on the same revealed labels, in <out-dir>/bar/); 0: the teacher's alone")
+                        "fitted on the same revealed labels, in <out-dir>/bar/); 0: the teacher's alone (default: "
+                        "0.5 on full, else 0)")
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--no-distill", action="store_true",
                       help="train only the student without a teacher (revealed labels only)")
@@ -135,8 +136,10 @@ def main(argv=None):
 
 
 def run(args):
+    check_args(args)  # before the preset fills in what the command line left unset
     common.apply_preset(args)
-    check_args(args)
+    if args.no_distill:  # no soft labels: nothing to read the unlabeled reviews or the bar for
+        args.student_unlabeled, args.bar_weight = "none", 0.0
     common.check_outputs(args)
     device = common.setup(args)
     w = distributed.world()
@@ -145,7 +148,7 @@ def run(args):
     history = store.ALHistory.load(teacher_dir)
     transfer, val, test, texts = load_transfer_data(args.data, common.columns(args), history, tokenizer,
                                                     args.progress,
-                                                    args.unlabeled_samples if args.unlabeled == "imdb" else 0)
+                                                    args.unlabeled_samples if args.student_unlabeled == "imdb" else 0)
     n_revealed, n_unlabeled = int((transfer.labels >= 0).sum()), len(transfer) - len(history.pool_index)
     # Models are scored on the test split; on data without one, on the validation set.
     held, split = (test, "test") if test is not None else (val, "val")
@@ -205,7 +208,8 @@ def run(args):
 def run_key(args, teacher_dir, history, name):
     """What one model of this script depends on, hashed: the teacher's weights, its data, every setting."""
     settings = {k: getattr(args, k) for k in ("temperature", "alpha", "student_size", "distill_epochs", "distill_lr",
-                                              "batch_size", "dropout", "seed", "preset", "unlabeled")}
+                                              "batch_size", "dropout", "seed", "preset")}
+    settings["unlabeled"] = args.student_unlabeled
     bar = ()  # only when the bar is used, so the keys of models trained before it existed still hold
     if args.bar_weight and name == "student":
         settings["bar_weight"] = args.bar_weight

@@ -174,3 +174,14 @@ def test_a_damaged_teacher_is_one_line(parquet_dir, teacher, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1 and "cannot read the teacher at" in err
     assert not (tmp_path / "r.txt").exists()
+
+
+@pytest.mark.parametrize("preset, unlabeled, weight", [("smoke", "none", 0.0), ("quick", "none", 0.0), ("full", "imdb", 0.5)])
+def test_full_distils_the_teacher_and_the_bar_on_the_unlabeled_reviews_by_default(preset, unlabeled, weight):
+    from common import apply_preset
+
+    args = apply_preset(origi.parse_args(["--preset", preset]))
+    assert (args.student_unlabeled, args.bar_weight) == (unlabeled, weight)
+    args = apply_preset(origi.parse_args(["--preset", preset, "--unlabeled", "none", "--bar-weight", "0"]))
+    assert (args.student_unlabeled, args.bar_weight) == ("none", 0.0)
+    origi.check_args(origi.parse_args(["--preset", preset, "--no-distill"]))  # the preset's weight is no conflict
