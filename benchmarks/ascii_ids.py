@@ -23,7 +23,8 @@ def main(argv=None):
     saved.enable_truncation(max_len, direction="left")
     fast = AsciiWordPiece.of(saved, max_len)
     if fast is None:
-        sys.exit(f"ascii_ids.py: the tokenizer in {args.checkpoint} has other steps: serving does not use the Python copy")
+        sys.exit(f"ascii_ids.py: the tokenizer in {args.checkpoint} has other steps: serving does not use "
+                 "the Python copy")
     out = {}
     for split, texts in (("train", load_imdb(args.data)[0]["text"]), ("unlabeled", load_unlabeled(args.data)["text"])):
         plain = [t for t in texts if is_plain_ascii(t)]

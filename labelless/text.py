@@ -115,7 +115,8 @@ class AsciiWordPiece:
         return np.array([self.cls, *ids[dropped:], self.sep], dtype=np.int64), dropped
 
     def _new(self, word):
-        """WordPiece's ids of ``word``: the longest piece of the vocabulary at each step, ``[UNK]`` if one is missing."""
+        """WordPiece's ids of ``word``: the longest piece of the vocabulary at each step; ``[UNK]`` if one is
+        missing."""
         if len(self.words) > self.MAX_WORDS:
             self.words = dict(self.whole_words)
         ids, start = [], 0

@@ -176,7 +176,8 @@ def test_a_damaged_teacher_is_one_line(parquet_dir, teacher, tmp_path, capsys):
     assert not (tmp_path / "r.txt").exists()
 
 
-@pytest.mark.parametrize("preset, unlabeled, weight", [("smoke", "none", 0.0), ("quick", "none", 0.0), ("full", "imdb", 0.5)])
+@pytest.mark.parametrize("preset, unlabeled, weight",
+                         [("smoke", "none", 0.0), ("quick", "none", 0.0), ("full", "imdb", 0.5)])
 def test_full_distils_the_teacher_and_the_bar_on_the_unlabeled_reviews_by_default(preset, unlabeled, weight):
     from common import apply_preset
 
