@@ -73,11 +73,11 @@ def check_args(args):
     common.check_range(args, "dropout", 0, 1, high_open=True)
 
 
-def load_transfer_data(data, columns, history, tokenizer, progress_bar, unlabeled_samples=0):
+def load_transfer_data(data, columns, history, tokenizer, progress_bar, unlabeled_samples=0, required=True):
     """``(transfer, val, test)`` ``Reviews`` (``test`` None: the data has no test split) and the transfer
     set's texts. Transfer labels are -1 except where active learning revealed them. The transfer set is the
     pool, then ``unlabeled_samples`` unlabeled reviews (None: all; their ``index`` counts rows of the
-    unlabeled split), chosen with the teacher's data seed."""
+    unlabeled split), chosen with the teacher's data seed; data without them is an error only if ``required``."""
     corpus = load_corpus(data, columns)
     train, test = corpus.train, corpus.test
     pool_index = np.asarray(history.pool_index)
@@ -92,8 +92,14 @@ def load_transfer_data(data, columns, history, tokenizer, progress_bar, unlabele
     # Only these labels are read: the run's own record of them (a person's answers), else the data's.
     transfer.labels[[position[i] for i in revealed]] = (history.revealed_labels if history.revealed_labels is not None
                                                         else train.select(revealed)["label"])
-    if unlabeled_samples != 0:
-        unsup = load_unlabeled(data)
+    unsup = None
+    try:
+        unsup = load_unlabeled(data) if unlabeled_samples != 0 else None
+    except UserError:
+        if required:
+            raise
+        say(f"{PROG}: {data_source(data)} has no unlabeled reviews: the student's transfer set is the pool alone")
+    if unsup is not None:
         rows = unlabeled_subset(len(unsup), unlabeled_samples, history.settings["seed"])
         more = encode_rows(unsup, rows, tokenizer, progress_bar)
         transfer = Reviews(np.concatenate([transfer.index, more.index]), transfer.ids + more.ids,
@@ -137,6 +143,7 @@ def main(argv=None):
 
 def run(args):
     check_args(args)  # before the preset fills in what the command line left unset
+    asked_unlabeled = args.student_unlabeled == "imdb"  # not the preset's: then data without them is no error
     common.apply_preset(args)
     if args.no_distill:  # no soft labels: nothing to read the unlabeled reviews or the bar for
         args.student_unlabeled, args.bar_weight = "none", 0.0
@@ -148,7 +155,8 @@ def run(args):
     history = store.ALHistory.load(teacher_dir)
     transfer, val, test, texts = load_transfer_data(args.data, common.columns(args), history, tokenizer,
                                                     args.progress,
-                                                    args.unlabeled_samples if args.student_unlabeled == "imdb" else 0)
+                                                    args.unlabeled_samples if args.student_unlabeled == "imdb" else 0,
+                                                    required=asked_unlabeled)
     n_revealed, n_unlabeled = int((transfer.labels >= 0).sum()), len(transfer) - len(history.pool_index)
     # Models are scored on the test split; on data without one, on the validation set.
     held, split = (test, "test") if test is not None else (val, "val")

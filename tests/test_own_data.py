@@ -86,3 +86,20 @@ def test_an_unknown_column_is_one_line(tmp_path, capsys, flags, message):
     err = capsys.readouterr().err
     assert e.value.code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "ck").exists()
+
+
+def test_full_reads_no_unlabeled_reviews_from_data_without_them_unless_asked(tmp_path, monkeypatch, capsys):
+    import common
+
+    data = write_topics_csv(tmp_path / "news")
+    training.main(args(data, tmp_path))
+    # smoke's sizes with full's student defaults (full itself trains for minutes)
+    monkeypatch.setitem(common.PRESETS["smoke"], "student_unlabeled", "imdb")
+    monkeypatch.setitem(common.PRESETS["smoke"], "bar_weight", 0.5)
+    origi.main(args(data, tmp_path, "--skip-baseline"))
+    assert "has no unlabeled reviews: the student's transfer set is the pool alone" in capsys.readouterr().out
+    student = [r for r in read_results(tmp_path / "results.txt") if r["model"] == "student"][0]
+    assert student["unlabeled"] == 0 and student["bar_weight"] == 0.5
+    with pytest.raises(SystemExit) as e:
+        origi.main(args(data, tmp_path, "--skip-baseline", "--unlabeled", "imdb"))
+    assert e.value.code == 2 and "--unlabeled none" in capsys.readouterr().err
