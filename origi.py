@@ -1,9 +1,10 @@
 """Distil the active-learning teacher into a small student with soft labels (Hinton et al. 2015).
 
 Loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student, y).
-The transfer set is the whole active-learning pool (with ``--unlabeled imdb``, IMDB's unlabeled reviews
-too, a seeded subset on the small presets): the teacher's soft labels cost nothing, so the student
-learns from every training review, labeled or not. The hard-label term uses only the labels
+The transfer set is the whole active-learning pool (with ``--unlabeled imdb``, the default on ``full``,
+IMDB's unlabeled reviews too, a seeded subset on the small presets): the teacher's soft labels cost nothing,
+so the student learns from every training review, labeled or not. With ``--bar-weight W`` (1/2 on ``full``)
+the soft labels are a mixture of the teacher's and the bar's, which errs on other reviews. The hard-label term uses only the labels
 active learning revealed (read from the teacher's ``al_history.json``); unrevealed labels are never read.
 Unless ``--skip-baseline``, the same student is also trained without a teacher on the revealed labels
 only (``student_no_kd``): the ablation that shows what distillation bought.
@@ -93,12 +94,13 @@ def load_transfer_data(data, columns, history, tokenizer, progress_bar, unlabele
     transfer.labels[[position[i] for i in revealed]] = (history.revealed_labels if history.revealed_labels is not None
                                                         else train.select(revealed)["label"])
     unsup = None
-    try:
-        unsup = load_unlabeled(data) if unlabeled_samples != 0 else None
-    except UserError:
-        if required:
-            raise
-        say(f"{PROG}: {data_source(data)} has no unlabeled reviews: the student's transfer set is the pool alone")
+    if unlabeled_samples != 0:
+        try:
+            unsup = load_unlabeled(data)
+        except UserError:
+            if required:
+                raise
+            say(f"{PROG}: {data_source(data)} has no unlabeled reviews: the student's transfer set is the pool alone")
     if unsup is not None:
         rows = unlabeled_subset(len(unsup), unlabeled_samples, history.settings["seed"])
         more = encode_rows(unsup, rows, tokenizer, progress_bar)
