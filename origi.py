@@ -3,8 +3,7 @@
 Loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student, y).
 The transfer set is the whole active-learning pool (with ``--unlabeled imdb``, the default on ``full``,
 IMDB's unlabeled reviews too, a seeded subset on the small presets): the teacher's soft labels cost nothing,
-so the student learns from every training review, labeled or not. With ``--bar-weight W`` (1/2 on ``full``)
-the soft labels are a mixture of the teacher's and the bar's, which errs on other reviews. The hard-label term uses only the labels
+so the student learns from every training review, labeled or not. The hard-label term uses only the labels
 active learning revealed (read from the teacher's ``al_history.json``); unrevealed labels are never read.
 Unless ``--skip-baseline``, the same student is also trained without a teacher on the revealed labels
 only (``student_no_kd``): the ablation that shows what distillation bought.
@@ -26,8 +25,7 @@ import common
 import transformer
 from labelless import UserError, distributed, store
 from labelless.data import Reviews, encode_rows, unlabeled_subset
-from labelless.bar import WEIGHTS_FILE, Bar
-from labelless.distill import ALPHA, TEMPERATURE, DistillSettings, distil, mixed_logits
+from labelless.distill import ALPHA, TEMPERATURE, DistillSettings, distil
 from labelless.fit import ModelSettings, TrainSettings, accuracy, fit, new_model, predict_logits
 from labelless.runtime import say
 from labelless.sources import data_source, load_corpus, load_unlabeled
@@ -50,10 +48,6 @@ def parse_args(argv=None):
                    help="imdb: IMDB's unlabeled reviews (a seeded subset on the small presets) join the student's "
                         "transfer set; none: the pool alone (default: imdb on full, else none)")
     p.set_defaults(unlabeled_samples=None)  # how many: set by the preset
-    p.add_argument("--bar-weight", type=float, metavar="W",
-                   help="the soft labels are (1 - W) * the teacher's + W * the bar's (the TF-IDF model training.py "
-                        "fitted on the same revealed labels, in <out-dir>/bar/); 0: the teacher's alone (default: "
-                        "0.5 on full, else 0)")
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--no-distill", action="store_true",
                       help="train only the student without a teacher (revealed labels only)")
@@ -64,9 +58,8 @@ def parse_args(argv=None):
 def check_args(args):
     common.check_range(args, "temperature", 0, low_open=True)
     common.check_range(args, "alpha", 0, 1)
-    common.check_range(args, "bar_weight", 0, 1, high_open=True)
-    if args.no_distill and (args.temperature != TEMPERATURE or args.alpha != ALPHA or args.bar_weight):
-        raise UserError("--temperature, --alpha and --bar-weight set the distillation, which --no-distill skips: "
+    if args.no_distill and (args.temperature != TEMPERATURE or args.alpha != ALPHA):
+        raise UserError("--temperature and --alpha set the distillation, which --no-distill skips: "
                         "drop them or --no-distill")
     for name in ("distill_epochs", "batch_size"):
         common.check_range(args, name, 1)
@@ -75,10 +68,10 @@ def check_args(args):
 
 
 def load_transfer_data(data, columns, history, tokenizer, progress_bar, unlabeled_samples=0, required=True):
-    """``(transfer, val, test)`` ``Reviews`` (``test`` None: the data has no test split) and the transfer
-    set's texts. Transfer labels are -1 except where active learning revealed them. The transfer set is the
-    pool, then ``unlabeled_samples`` unlabeled reviews (None: all; their ``index`` counts rows of the
-    unlabeled split), chosen with the teacher's data seed; data without them is an error only if ``required``."""
+    """``(transfer, val, test)`` ``Reviews`` (``test`` None: the data has no test split). Transfer labels
+    are -1 except where active learning revealed them. The transfer set is the pool, then ``unlabeled_samples``
+    unlabeled reviews (None: all; their ``index`` counts rows of the unlabeled split), chosen with the teacher's
+    data seed; data without them is an error only if ``required``."""
     corpus = load_corpus(data, columns)
     train, test = corpus.train, corpus.test
     pool_index = np.asarray(history.pool_index)
@@ -87,7 +80,6 @@ def load_transfer_data(data, columns, history, tokenizer, progress_bar, unlabele
         raise UserError(f"the data at {data_source(data)} is not the data the teacher was "
                         f"trained on ({history.settings['data']}): pass that --data (and its --text-column)")
     transfer = Reviews(pool_index, encode(tokenizer, pool_texts, progress_bar), np.full(len(pool_index), -1))
-    texts = list(pool_texts)
     revealed = np.asarray(history.revealed_index)
     position = {i: n for n, i in enumerate(pool_index)}
     # Only these labels are read: the run's own record of them (a person's answers), else the data's.
@@ -106,12 +98,11 @@ def load_transfer_data(data, columns, history, tokenizer, progress_bar, unlabele
         more = encode_rows(unsup, rows, tokenizer, progress_bar)
         transfer = Reviews(np.concatenate([transfer.index, more.index]), transfer.ids + more.ids,
                            np.concatenate([transfer.labels, more.labels]))
-        texts += unsup.select(rows)["text"]
     val = encode_rows(train, history.val_index, tokenizer, progress_bar)
     if history.val_labels is not None:
         val.labels = np.asarray(history.val_labels)
     test = encode_rows(test, history.test_index, tokenizer, progress_bar) if test is not None else None
-    return transfer, val, test, texts
+    return transfer, val, test
 
 
 def train_student(args, teacher_config, transfer, teacher_logits, val, device, distill, w):
@@ -147,26 +138,23 @@ def run(args):
     check_args(args)  # before the preset fills in what the command line left unset
     asked_unlabeled = args.student_unlabeled == "imdb"  # not the preset's: then data without them is no error
     common.apply_preset(args)
-    if args.no_distill:  # no soft labels: nothing to read the unlabeled reviews or the bar for
-        args.student_unlabeled, args.bar_weight = "none", 0.0
+    if args.no_distill:  # no soft labels: nothing to read the unlabeled reviews for
+        args.student_unlabeled = "none"
     common.check_outputs(args)
     device = common.setup(args)
     w = distributed.world()
     teacher_dir = args.out_dir / "teacher"
     teacher, tokenizer, _ = store.load_checkpoint(teacher_dir, "training.py", device, what="teacher")
     history = store.ALHistory.load(teacher_dir)
-    transfer, val, test, texts = load_transfer_data(args.data, common.columns(args), history, tokenizer,
-                                                    args.progress,
-                                                    args.unlabeled_samples if args.student_unlabeled == "imdb" else 0,
-                                                    required=asked_unlabeled)
+    transfer, val, test = load_transfer_data(args.data, common.columns(args), history, tokenizer, args.progress,
+                                             args.unlabeled_samples if args.student_unlabeled == "imdb" else 0,
+                                             required=asked_unlabeled)
     n_revealed, n_unlabeled = int((transfer.labels >= 0).sum()), len(transfer) - len(history.pool_index)
     # Models are scored on the test split; on data without one, on the validation set.
     held, split = (test, "test") if test is not None else (val, "val")
 
     # Computed once: the soft targets of every transfer review for all epochs.
     teacher_logits = predict_logits(teacher, transfer.ids, progress_bar=args.progress, desc="teacher logits", w=w)
-    if args.bar_weight:
-        teacher_logits = mixed_logits(teacher_logits, Bar.load(bar_dir(args)).logits(texts), args.bar_weight)
     teacher_held_logits = predict_logits(teacher, held.ids, progress_bar=args.progress, w=w)
     teacher_acc, teacher_held = accuracy(teacher_held_logits, held.labels), teacher_held_logits.argmax(1)
     say(f"{PROG}: transfer set {len(transfer)} reviews ({n_revealed} with revealed labels, {n_unlabeled} unlabeled), "
@@ -193,13 +181,12 @@ def run(args):
                 non_embedding_params=model.num_params(non_embedding=True),
                 teacher_non_embedding_params=teacher.num_params(non_embedding=True),
                 temperature=args.temperature, alpha=args.alpha if distill else 0.0,
-                bar_weight=args.bar_weight if distill else 0.0,
                 transfer_size=len(transfer) if distill else n_revealed, unlabeled=n_unlabeled if distill else 0,
                 labels_used=history.labels_used,
                 train_seconds=fit_history["seconds"], epochs=args.distill_epochs, seed=args.seed, preset=args.preset,
                 run_id=run_id)
             info = {"script": PROG, "distilled": distill, "teacher": str(teacher_dir), "temperature": args.temperature,
-                    "alpha": args.alpha, "bar_weight": args.bar_weight, "fit": fit_history, f"{split}_acc": acc,
+                    "alpha": args.alpha, "fit": fit_history, f"{split}_acc": acc,
                     "seed": args.seed, "run_id": run_id, "result": result}
             if w.main:
                 store.save_checkpoint(model, tokenizer, folder, info, onnx=True)  # before the results line: no work lost
@@ -220,16 +207,8 @@ def run_key(args, teacher_dir, history, name):
     settings = {k: getattr(args, k) for k in ("temperature", "alpha", "student_size", "distill_epochs", "distill_lr",
                                               "batch_size", "dropout", "seed", "preset")}
     settings["unlabeled"] = args.student_unlabeled
-    bar = ()  # only when the bar is used, so the keys of models trained before it existed still hold
-    if args.bar_weight and name == "student":
-        settings["bar_weight"] = args.bar_weight
-        bar = (store.file_digest(bar_dir(args) / WEIGHTS_FILE),)
     return store.fingerprint(store.file_digest(teacher_dir / "model.safetensors"), history.pool_fingerprint, name,
-                             json.dumps(settings, sort_keys=True), *bar)[:8]
-
-
-def bar_dir(args):
-    return args.out_dir / "bar"
+                             json.dumps(settings, sort_keys=True))[:8]
 
 
 def trained_by(folder, run_id):
