@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from labelless import UserError, distributed
-from labelless.export import ONNX_FILES
 from labelless.runtime import choose_device, set_seed
+from labelless.serve import RUNTIMES
 from labelless.sources import DEFAULT_SOURCE
 
 __all__ = ["UserError", "PRESETS", "user_errors", "make_parser", "add_common_args", "add_inference_args",
@@ -48,7 +48,6 @@ PRESETS = {
 }
 
 
-RUNTIMES = ("torch", *ONNX_FILES)
 DEFAULT_RUNTIME = "torch"
 MAX_SEED = 2**32 - 1  # numpy's seeds are unsigned 32-bit integers
 
@@ -136,7 +135,8 @@ def add_inference_args(parser):
     parser.add_argument("--both", action="store_true",
                         help="time the student, vanilla and the bar in turn in this process; quote the median ratios")
     parser.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=RUNTIMES,
-                        help="what runs the two Transformers: torch, or ONNX Runtime on model.onnx or model.int8.onnx")
+                        help="what runs the two Transformers: torch (float32, or torch-bf16: the weights in bfloat16), or "
+                             "ONNX Runtime on model.onnx or model.int8.onnx")
     return parser
 
 
