@@ -135,8 +135,7 @@ def add_inference_args(parser):
     parser.add_argument("--both", action="store_true",
                         help="time the student, vanilla and the bar in turn in this process; quote the median ratios")
     parser.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=RUNTIMES,
-                        help="what runs the two Transformers: torch (float32, or torch-bf16: the weights in bfloat16), or "
-                             "ONNX Runtime on model.onnx or model.int8.onnx")
+                        help="what runs the two Transformers: torch, or ONNX Runtime on model.onnx or model.int8.onnx")
     return parser
 
 

@@ -3,8 +3,7 @@ agree with torch's, and the accuracy of each copy.
 
 For the student and the teacher of a checkpoints folder, on the timing scripts' stratified test sample
 (``--split train``: as large a sample of the training split, to choose a runtime without the test split):
-torch, torch with bfloat16 weights, ``model.onnx`` (fp32) and ``model.int8.onnx`` run on the same padded
-batches of mixed lengths.
+torch, ``model.onnx`` (fp32) and ``model.int8.onnx`` run on the same padded batches of mixed lengths.
 
     python -m benchmarks.onnx_parity --out-dir checkpoints --preset quick
 """

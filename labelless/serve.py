@@ -1,8 +1,7 @@
 """Raw text in, labels out, fast: a checkpoint or the bar, ready to serve.
 
-``load(folder, runtime)`` returns a ``Served`` model for a checkpoint folder (run by torch in float32 or
-with its weights in bfloat16, or by ONNX Runtime from its ``model.onnx`` / ``model.int8.onnx``) or for the
-bar's folder. ``predict(texts)`` is
+``load(folder, runtime)`` returns a ``Served`` model for a checkpoint folder (run by torch, or by ONNX
+Runtime from its ``model.onnx`` / ``model.int8.onnx``) or for the bar's folder. ``predict(texts)`` is
 the end-to-end path the timing scripts measure: each text cut to the tail that gives the same token
 ids, plain ASCII tokenized by a faster Python copy of the tokenizer that gives the same ids and the rest by
 the Rust tokenizer, then run in micro-batches of similar lengths.
@@ -24,7 +23,7 @@ from .runtime import autocast
 from .store import load_checkpoint
 from .text import CUT_MARGIN, AsciiWordPiece, collate, cut_at_space, is_plain_ascii, tails
 
-RUNTIMES = ("torch", "torch-bf16", *ONNX_FILES)
+RUNTIMES = ("torch", *ONNX_FILES)
 CLOCK = ("prepare", "batch", "model", "other")  # where ``predict``'s time goes
 MICRO_BATCH = 8  # reviews per model call in ``predict``, sorted by length: less padding
 # IMDB averages ~4.4 characters per token: a tail of 6 per kept token holds them for ~98% of long reviews.
@@ -76,9 +75,7 @@ class ServedTransformer(Served):
         self.model, tokenizer, _ = load_checkpoint(folder, made_by, device, what=what)
         self.pad_id = self.model.config.pad_token_id
         self.session = None
-        if runtime == "torch-bf16":  # fast where the CPU has bf16 units (AMX, AVX-512 BF16) or on a GPU
-            self.model.to(torch.bfloat16)
-        elif runtime != "torch":
+        if runtime != "torch":
             self.session = _session(self.folder / ONNX_FILES[runtime], self.folder, made_by)
         self.hf_tokenizer = tokenizer
         backend, max_len = tokenizer.backend_tokenizer, tokenizer.model_max_length
