@@ -36,7 +36,7 @@ PRESETS = {
         teacher_size="teacher", student_size="student", batch_size=32, lr=1e-3, distill_lr=3e-3,
         initial_labels=2000, query_size=2000, label_budget=8500, epochs=2, pool_sample=4000, ensemble=1,
         unlabeled_samples=12500, distill_epochs=3, n_reviews=1000, batch_sizes="1,32,128", warmup=1, repeats=3,
-        student_unlabeled="none",  # origi.py: its transfer set
+        student_unlabeled="imdb",  # origi.py: its transfer set
     ),
     "full": dict(
         max_train_samples=None, max_test_samples=None, val_size=1000, vocab_size=16000, max_len=512,

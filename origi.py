@@ -1,8 +1,8 @@
 """Distil the active-learning teacher into a small student with soft labels (Hinton et al. 2015).
 
 Loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student, y).
-The transfer set is the whole active-learning pool (with ``--unlabeled imdb``, the default on ``full``,
-IMDB's unlabeled reviews too, a seeded subset on the small presets): the teacher's soft labels cost nothing,
+The transfer set is the whole active-learning pool and, with ``--unlabeled imdb`` (the default on ``quick`` and
+``full``), IMDB's unlabeled reviews (a seeded subset on ``quick``): the teacher's soft labels cost nothing,
 so the student learns from every training review, labeled or not. The hard-label term uses only the labels
 active learning revealed (read from the teacher's ``al_history.json``); unrevealed labels are never read.
 Unless ``--skip-baseline``, the same student is also trained without a teacher on the revealed labels
@@ -46,7 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--unlabeled", dest="student_unlabeled", choices=["imdb", "none"],
                    help="imdb: IMDB's unlabeled reviews (a seeded subset on the small presets) join the student's "
-                        "transfer set; none: the pool alone (default: imdb on full, else none)")
+                        "transfer set; none: the pool alone (default: imdb on quick and full, none on smoke)")
     p.set_defaults(unlabeled_samples=None)  # how many: set by the preset
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--no-distill", action="store_true",
@@ -186,10 +186,10 @@ def run(args):
                 train_seconds=fit_history["seconds"], epochs=args.distill_epochs, seed=args.seed, preset=args.preset,
                 run_id=run_id)
             info = {"script": PROG, "distilled": distill, "teacher": str(teacher_dir), "temperature": args.temperature,
-                    "alpha": args.alpha, "fit": fit_history, f"{split}_acc": acc,
-                    "seed": args.seed, "run_id": run_id, "result": result}
-            if w.main:
-                store.save_checkpoint(model, tokenizer, folder, info, onnx=True)  # before the results line: no work lost
+                    "alpha": args.alpha, "fit": fit_history, f"{split}_acc": acc, "seed": args.seed, "run_id": run_id,
+                    "result": result}
+            if w.main:  # saved before the results line: no work lost
+                store.save_checkpoint(model, tokenizer, folder, info, onnx=True)
         else:
             model = store.load_checkpoint(folder, PROG, device, what=name)[0]
             say(f"{PROG}: {folder} was trained by this same command already: reused (delete it to train again)")

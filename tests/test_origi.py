@@ -139,8 +139,8 @@ def test_a_damaged_teacher_is_one_line(parquet_dir, teacher, tmp_path, capsys):
     assert not (tmp_path / "r.txt").exists()
 
 
-@pytest.mark.parametrize("preset, unlabeled", [("smoke", "none"), ("quick", "none"), ("full", "imdb")])
-def test_full_distils_on_the_unlabeled_reviews_by_default(preset, unlabeled):
+@pytest.mark.parametrize("preset, unlabeled", [("smoke", "none"), ("quick", "imdb"), ("full", "imdb")])
+def test_quick_and_full_distil_on_the_unlabeled_reviews_by_default(preset, unlabeled):
     from common import apply_preset
 
     assert apply_preset(origi.parse_args(["--preset", preset])).student_unlabeled == unlabeled
