@@ -20,6 +20,7 @@ import json
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers import AutoTokenizer
 
 import common
 import transformer
@@ -48,6 +49,8 @@ def parse_args(argv=None):
                    help="imdb: IMDB's unlabeled reviews (a seeded subset on the small presets) join the student's "
                         "transfer set; none: the pool alone (default: imdb on quick and full, none on smoke)")
     p.set_defaults(unlabeled_samples=None)  # how many: set by the preset
+    p.add_argument("--max-len", dest="student_max_len", type=int,
+                   help="tokens the student reads, each review's last ones (default: as many as the teacher)")
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--no-distill", action="store_true",
                       help="train only the student without a teacher (revealed labels only)")
@@ -105,11 +108,18 @@ def load_transfer_data(data, columns, history, tokenizer, progress_bar, unlabele
     return transfer, val, test
 
 
+def shorten(reviews, max_len):
+    """``reviews`` with each id array cut to its last ``max_len`` ids, ``[CLS]`` kept in front: what the same
+    tokenizer truncating at ``max_len`` gives."""
+    ids = [x if len(x) <= max_len else np.concatenate([x[:1], x[len(x) - max_len + 1:]]) for x in reviews.ids]
+    return Reviews(reviews.index, ids, reviews.labels)
+
+
 def train_student(args, teacher_config, transfer, teacher_logits, val, device, distill, w):
     """A student trained with the teacher's soft labels (``distill``) or on revealed labels alone (data-
     parallel over the ranks of ``World`` ``w``)."""
     label_names = tuple(teacher_config.id2label[i] for i in range(teacher_config.num_labels))
-    model = new_model(ModelSettings(args.student_size, teacher_config.vocab_size, teacher_config.max_len,
+    model = new_model(ModelSettings(args.student_size, teacher_config.vocab_size, args.student_max_len,
                                     teacher_config.pad_token_id, args.dropout, label_names=label_names),
                       args.seed).to(device)
     train = TrainSettings(args.distill_epochs, args.distill_lr, args.batch_size, progress=args.progress)
@@ -145,6 +155,9 @@ def run(args):
     w = distributed.world()
     teacher_dir = args.out_dir / "teacher"
     teacher, tokenizer, _ = store.load_checkpoint(teacher_dir, "training.py", device, what="teacher")
+    if args.student_max_len is None:
+        args.student_max_len = teacher.config.max_len
+    common.check_range(args, "student_max_len", 8, teacher.config.max_len, flag="--max-len")  # the teacher's positions
     history = store.ALHistory.load(teacher_dir)
     transfer, val, test = load_transfer_data(args.data, common.columns(args), history, tokenizer, args.progress,
                                              args.unlabeled_samples if args.student_unlabeled == "imdb" else 0,
@@ -158,7 +171,11 @@ def run(args):
     teacher_held_logits = predict_logits(teacher, held.ids, progress_bar=args.progress, w=w)
     teacher_acc, teacher_held = accuracy(teacher_held_logits, held.labels), teacher_held_logits.argmax(1)
     say(f"{PROG}: transfer set {len(transfer)} reviews ({n_revealed} with revealed labels, {n_unlabeled} unlabeled), "
-        f"teacher {split}_acc {teacher_acc:.4f}" + ("" if test is not None else " (the data has no test split)"))
+        f"teacher {split}_acc {teacher_acc:.4f}" + ("" if test is not None else " (the data has no test split)")
+        + f"; the student reads the last {args.student_max_len} tokens")
+    if args.student_max_len < teacher.config.max_len:  # the teacher read whole reviews; the student reads their ends
+        transfer, val, held = (shorten(r, args.student_max_len) for r in (transfer, val, held))
+        tokenizer = AutoTokenizer.from_pretrained(teacher_dir, model_max_length=args.student_max_len)
 
     variants = [] if args.no_distill else [("student", True)]
     variants += [] if args.skip_baseline else [("student_no_kd", False)]
@@ -183,8 +200,8 @@ def run(args):
                 temperature=args.temperature, alpha=args.alpha if distill else 0.0,
                 transfer_size=len(transfer) if distill else n_revealed, unlabeled=n_unlabeled if distill else 0,
                 labels_used=history.labels_used,
-                train_seconds=fit_history["seconds"], epochs=args.distill_epochs, seed=args.seed, preset=args.preset,
-                run_id=run_id)
+                train_seconds=fit_history["seconds"], epochs=args.distill_epochs, max_len=args.student_max_len,
+                seed=args.seed, preset=args.preset, run_id=run_id)
             info = {"script": PROG, "distilled": distill, "teacher": str(teacher_dir), "temperature": args.temperature,
                     "alpha": args.alpha, "fit": fit_history, f"{split}_acc": acc, "seed": args.seed, "run_id": run_id,
                     "result": result}
@@ -205,7 +222,7 @@ def run(args):
 def run_key(args, teacher_dir, history, name):
     """What one model of this script depends on, hashed: the teacher's weights, its data, every setting."""
     settings = {k: getattr(args, k) for k in ("temperature", "alpha", "student_size", "distill_epochs", "distill_lr",
-                                              "batch_size", "dropout", "seed", "preset")}
+                                              "batch_size", "dropout", "student_max_len", "seed", "preset")}
     settings["unlabeled"] = args.student_unlabeled
     return store.fingerprint(store.file_digest(teacher_dir / "model.safetensors"), history.pool_fingerprint, name,
                              json.dumps(settings, sort_keys=True))[:8]

@@ -10,6 +10,7 @@ import pytest
 import origi
 import training
 from labelless import store
+from labelless.data import Reviews
 from labelless.store import load_checkpoint, read_json, read_results
 
 
@@ -145,3 +146,32 @@ def test_quick_and_full_distil_on_the_unlabeled_reviews_by_default(preset, unlab
 
     assert apply_preset(origi.parse_args(["--preset", preset])).student_unlabeled == unlabeled
     assert apply_preset(origi.parse_args(["--preset", preset, "--unlabeled", "none"])).student_unlabeled == "none"
+
+
+def test_the_student_can_read_fewer_tokens_than_the_teacher(parquet_dir, teacher, tmp_path, monkeypatch, capsys):
+    seen, real = [], origi.distil
+
+    def recording(model, ids, *args, **kwargs):
+        seen.append(max(len(x) for x in ids))
+        return real(model, ids, *args, **kwargs)
+
+    monkeypatch.setattr(origi, "distil", recording)
+    origi.main(run_args(parquet_dir, teacher, tmp_path / "r.txt", "--skip-baseline", "--max-len", "16"))
+    model, tok, _ = load_checkpoint(teacher / "student", "origi.py")
+    assert model.config.max_len == 16 and tok.model_max_length == 16 and seen == [16]
+    assert load_checkpoint(teacher / "teacher", "training.py")[1].model_max_length == 64  # the teacher's is untouched
+    text = "the plot was boring and the actors awful, but the ending was great and moving " * 3
+    assert len(tok(text, truncation=True)["input_ids"]) == 16  # the saved tokenizer cuts as training did
+    assert read_results(tmp_path / "r.txt")[0]["max_len"] == 16
+    for bad in ("65", "0"):
+        with pytest.raises(SystemExit) as e:
+            origi.main(run_args(parquet_dir, teacher, tmp_path / "r.txt", "--max-len", bad))
+        assert e.value.code == 2 and f"--max-len must be between 8 and 64, got {bad}" in capsys.readouterr().err
+
+
+def test_shorten_keeps_the_end_as_the_tokenizer_does(tiny_model_and_tokenizer):
+    _, tok = tiny_model_and_tokenizer
+    texts = ["a great and moving film, " * 5, "dull"]
+    long = Reviews(np.arange(2), [np.array(x) for x in tok(texts, truncation=True)["input_ids"]], np.zeros(2))
+    tok.model_max_length = 10
+    assert [x.tolist() for x in origi.shorten(long, 10).ids] == tok(texts, truncation=True)["input_ids"]
