@@ -29,21 +29,21 @@ PRESETS = {
         teacher_size="tiny", student_size="tiny", batch_size=16, lr=3e-3, distill_lr=3e-3,
         initial_labels=40, query_size=40, label_budget=180, epochs=2, pool_sample=0, ensemble=1,
         unlabeled_samples=200, distill_epochs=2, n_reviews=40, batch_sizes="1,8", warmup=1, repeats=3,
-        student_unlabeled="none",  # origi.py: its transfer set
+        student_unlabeled="none", student_max_len=None,  # origi.py: its transfer set; None: the teacher's length
     ),
     "quick": dict(
         max_train_samples=12500, max_test_samples=2000, val_size=500, vocab_size=16000, max_len=256,
         teacher_size="teacher", student_size="student", batch_size=32, lr=1e-3, distill_lr=3e-3,
         initial_labels=2000, query_size=2000, label_budget=8500, epochs=2, pool_sample=4000, ensemble=1,
         unlabeled_samples=12500, distill_epochs=3, n_reviews=1000, batch_sizes="1,32,128", warmup=1, repeats=3,
-        student_unlabeled="imdb",  # origi.py: its transfer set
+        student_unlabeled="imdb", student_max_len=None,  # origi.py: its transfer set; None: the teacher's length
     ),
     "full": dict(
         max_train_samples=None, max_test_samples=None, val_size=1000, vocab_size=16000, max_len=512,
         teacher_size="teacher", student_size="student", batch_size=32, lr=1e-3, distill_lr=3e-3,
         initial_labels=2000, query_size=2000, label_budget=15000, epochs=2, pool_sample=8000, ensemble=3,
         unlabeled_samples=None, distill_epochs=4, n_reviews=1000, batch_sizes="1,32,128", warmup=1, repeats=3,
-        student_unlabeled="imdb",  # origi.py: its transfer set
+        student_unlabeled="imdb", student_max_len=256,  # origi.py: its transfer set; the tokens it reads
     ),
 }
 

@@ -148,6 +148,14 @@ def test_quick_and_full_distil_on_the_unlabeled_reviews_by_default(preset, unlab
     assert apply_preset(origi.parse_args(["--preset", preset, "--unlabeled", "none"])).student_unlabeled == "none"
 
 
+@pytest.mark.parametrize("preset, max_len", [("smoke", None), ("quick", None), ("full", 256)])
+def test_full_s_student_reads_the_last_256_tokens_by_default(preset, max_len):
+    from common import apply_preset
+
+    assert apply_preset(origi.parse_args(["--preset", preset])).student_max_len == max_len  # None: the teacher's
+    assert apply_preset(origi.parse_args(["--preset", preset, "--max-len", "64"])).student_max_len == 64
+
+
 def test_the_student_can_read_fewer_tokens_than_the_teacher(parquet_dir, teacher, tmp_path, monkeypatch, capsys):
     seen, real = [], origi.distil
 
