@@ -53,7 +53,8 @@ def parse_args(argv=None):
                         "transfer set; none: the pool alone (default: imdb on quick and full, none on smoke)")
     p.set_defaults(unlabeled_samples=None)  # how many: set by the preset
     p.add_argument("--max-len", dest="student_max_len", type=int, metavar="N",
-                   help="tokens the student reads, each review's last ones; the preset's None: as many as the teacher")
+                   help="tokens the student reads, each review's last ones: at most the teacher's "
+                        "(full: 256; else the teacher's)")
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--no-distill", action="store_true",
                       help="train only the student without a teacher (revealed labels only)")
@@ -150,6 +151,7 @@ def main(argv=None):
 def run(args):
     check_args(args)  # before the preset fills in what the command line left unset
     asked_unlabeled = args.student_unlabeled == "imdb"  # not the preset's: then data without them is no error
+    asked_max_len = args.student_max_len is not None  # the preset's length is capped by the teacher's, not refused
     common.apply_preset(args)
     if args.no_distill:  # no soft labels: nothing to read the unlabeled reviews for
         args.student_unlabeled = "none"
@@ -158,8 +160,8 @@ def run(args):
     w = distributed.world()
     teacher_dir = args.out_dir / "teacher"
     teacher, tokenizer, _ = store.load_checkpoint(teacher_dir, "training.py", device, what="teacher")
-    if args.student_max_len is None:
-        args.student_max_len = teacher.config.max_len
+    if not asked_max_len:
+        args.student_max_len = min(args.student_max_len or teacher.config.max_len, teacher.config.max_len)
     common.check_range(args, "student_max_len", 8, teacher.config.max_len, flag="--max-len")  # the teacher's positions
     history = store.ALHistory.load(teacher_dir)
     transfer, val, test = load_transfer_data(args.data, common.columns(args), history, tokenizer, args.progress,

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import common
 import origi
 import training
 from labelless import store
@@ -175,6 +176,12 @@ def test_the_student_can_read_fewer_tokens_than_the_teacher(parquet_dir, teacher
         with pytest.raises(SystemExit) as e:
             origi.main(run_args(parquet_dir, teacher, tmp_path / "r.txt", "--max-len", bad))
         assert e.value.code == 2 and f"--max-len must be between 8 and 64, got {bad}" in capsys.readouterr().err
+
+
+def test_the_presets_length_is_capped_by_a_shorter_teachers(parquet_dir, teacher, tmp_path, monkeypatch):
+    monkeypatch.setitem(common.PRESETS["smoke"], "student_max_len", 128)  # as full's 256 on a 128-token teacher
+    origi.main(run_args(parquet_dir, teacher, tmp_path / "r.txt", "--skip-baseline"))
+    assert load_checkpoint(teacher / "student", "origi.py")[0].config.max_len == 64  # the smoke teacher's
 
 
 def test_shorten_keeps_the_end_as_the_tokenizer_does(tiny_model_and_tokenizer):
