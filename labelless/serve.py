@@ -25,9 +25,7 @@ from .text import CUT_MARGIN, AsciiWordPiece, collate, cut_at_space, is_plain_as
 
 RUNTIMES = ("torch", *ONNX_FILES)
 CLOCK = ("prepare", "batch", "model", "other")  # where ``predict``'s time goes
-# Padded tokens per model call in ``predict`` (count x longest): reviews sorted by length share a call up
-# to this, so short ones are not run a few at a time and long ones not padded to a long batch.
-MICRO_BATCH_TOKENS = 2048
+MICRO_BATCH = 8  # reviews per model call in ``predict``, sorted by length: less padding
 # IMDB averages ~4.4 characters per token: a tail of 6 per kept token holds them for ~98% of long reviews.
 SERVE_CHARS_PER_TOKEN = 6
 
@@ -38,7 +36,7 @@ class Served:
     ``clock`` adds up where ``predict``'s seconds go: preparing the texts, building the padded batches,
     the model, and the rest (sorting, gathering the scores, the labels)."""
 
-    runtime, folder, micro_batch_tokens = "", None, MICRO_BATCH_TOKENS
+    runtime, folder, micro_batch = "", None, MICRO_BATCH
 
     def __init__(self):
         self.clock = dict.fromkeys(CLOCK, 0.0)
@@ -49,35 +47,23 @@ class Served:
         inputs = self.inputs(list(texts))
         spent = {"prepare": time.perf_counter() - t0, "batch": 0.0, "model": 0.0}
         lengths = self.lengths(inputs)
+        order = np.argsort(lengths, kind="stable")
         scores = None  # (N, K), K known from the first batch
-        for idx in micro_batches(lengths, self.micro_batch_tokens):
+        step = self.micro_batch or len(order)
+        for start in range(0, len(order), step):
             t1 = time.perf_counter()
-            batch = self.batch(inputs, idx)
+            batch = self.batch(inputs, order[start:start + step])
             t2 = time.perf_counter()
             out = self.scores(batch)
             if scores is None:
                 scores = np.empty((len(lengths), out.shape[1]), dtype=np.float64)
-            scores[idx] = out
+            scores[order[start:start + step]] = out
             spent["batch"], spent["model"] = spent["batch"] + t2 - t1, spent["model"] + time.perf_counter() - t2
         labels = scores.argmax(1) if scores is not None else np.zeros(0, dtype=np.int64)
         spent["other"] = time.perf_counter() - t0 - sum(spent.values())
         for key, seconds in spent.items():
             self.clock[key] += seconds
         return labels
-
-
-def micro_batches(lengths, budget):
-    """Index arrays that cover ``lengths`` in length order, each holding as many items as fit ``budget``
-    padded tokens (count x the longest; one item at least). ``budget`` None: all items in one batch."""
-    order = np.argsort(lengths, kind="stable")
-    if budget is None:
-        return [order] if len(order) else []
-    batches, start = [], 0
-    for i in range(1, len(order) + 1):
-        if i == len(order) or (i - start + 1) * lengths[order[i]] > budget:
-            batches.append(order[start:i])
-            start = i
-    return batches
 
 
 class ServedTransformer(Served):
@@ -144,7 +130,7 @@ class ServedTransformer(Served):
 class ServedBar(Served):
     """The bar's TF-IDF vectorizer and logistic regression (scikit-learn)."""
 
-    runtime, micro_batch_tokens = "sklearn", None  # a sparse product costs the same in one call: no micro-batches
+    runtime, micro_batch = "sklearn", None  # a sparse product costs the same in one call: no micro-batches
 
     def __init__(self, folder):
         super().__init__()

@@ -7,7 +7,7 @@ from conftest import make_reviews
 
 from labelless import UserError
 from labelless.bar import fit_bar
-from labelless.serve import load, micro_batches
+from labelless.serve import load
 from labelless.store import save_checkpoint
 from labelless.text import AsciiWordPiece, is_plain_ascii
 
@@ -25,15 +25,6 @@ def folder(tiny_model_and_tokenizer, tmp_path):
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.3)
     return save_checkpoint(model, tok, tmp_path / "student", {}, onnx=True), model, tok
-
-
-def test_micro_batches_fill_a_budget_of_padded_tokens_in_length_order():
-    lengths = np.array([9, 1, 4, 1, 3, 1, 4, 1, 3, 1])
-    batches = micro_batches(lengths, 8)
-    assert [len(b) for b in batches] == [5, 2, 2, 1]  # 5x1, 2x3, 2x4 fit 8 tokens; 9 alone is over, and runs
-    assert np.array_equal(np.concatenate(batches), np.argsort(lengths, kind="stable"))
-    assert all(len(b) * lengths[b].max() <= 8 for b in batches[:-1])
-    assert [len(b) for b in micro_batches(lengths, None)] == [10] and micro_batches([], 8) == []
 
 
 @pytest.mark.parametrize("runtime", ["torch", "onnx", "onnx-int8"])
