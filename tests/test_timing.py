@@ -51,6 +51,18 @@ def test_throughput_is_the_median_run(monkeypatch):
     assert stats["reviews_per_s"] == pytest.approx(10 / 0.15)
 
 
+def test_short_runs_are_repeated_until_min_seconds_add_up(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+
+    def fake_model(batch):
+        clock.now += 0.3
+
+    assert len(timing.time_runs(fake_model, [1], 1, 3, min_seconds=2.0)["run_seconds"]) == 7  # 7 x 0.3 >= 2
+    assert len(timing.time_runs(fake_model, [1], 1, 3, min_seconds=0.5)["run_seconds"]) == 3  # repeats first
+    assert len(timing.time_runs(fake_model, [1], 1, 3)["run_seconds"]) == 3
+
+
 def test_sample_is_seeded_stratified_and_fingerprinted(parquet_dir):
     _, test = load_imdb(str(parquet_dir))
     a = timing.inference_sample(test, 40, seed=1)
