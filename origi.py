@@ -8,10 +8,7 @@ active learning revealed (read from the teacher's ``al_history.json``); unreveal
 Unless ``--skip-baseline``, the same student is also trained without a teacher on the revealed labels
 only (``student_no_kd``): the ablation that shows what distillation bought. The student can read fewer
 tokens than the teacher (``--max-len``; 256 on ``full``, where the teacher reads 512): the teacher's soft labels
-come from whole reviews, the student learns them from each review's end and serves faster. With ``--bar-weight W``
-the soft labels mix the teacher's with the bar's (``training.py`` fitted it on the same revealed labels), and
-``--ngram-bag-buckets`` gives the student a bag of n-grams beside its encoder, which can represent the bar's kind
-of evidence.
+come from whole reviews, the student learns them from each review's end and serves faster.
 
 Writes ``<out-dir>/student/`` (and ``<out-dir>/student_no_kd/``), each with ONNX copies, and one ``results.txt``
 line per model. Run again after an interruption, the same command reuses a model it already trained.
@@ -31,9 +28,8 @@ from transformers import AutoTokenizer
 import common
 import transformer
 from labelless import UserError, distributed, store
-from labelless.bar import WEIGHTS_FILE, Bar
 from labelless.data import Reviews, encode_rows, unlabeled_subset
-from labelless.distill import ALPHA, TEMPERATURE, DistillSettings, distil, mixed_logits
+from labelless.distill import ALPHA, TEMPERATURE, DistillSettings, distil
 from labelless.fit import ModelSettings, TrainSettings, accuracy, fit, new_model, predict_logits
 from labelless.runtime import say
 from labelless.sources import data_source, load_corpus, load_unlabeled
@@ -59,12 +55,6 @@ def parse_args(argv=None):
     p.add_argument("--max-len", dest="student_max_len", type=int, metavar="N",
                    help="tokens the student reads, each review's last ones: at most the teacher's "
                         "(full: 256; else the teacher's)")
-    p.add_argument("--bar-weight", type=float, default=0.0, metavar="W",
-                   help="the soft labels are (1 - W) * the teacher's + W * the bar's (the TF-IDF model training.py "
-                        "fitted on the same revealed labels, in <out-dir>/bar/); 0: the teacher's alone")
-    p.add_argument("--ngram-bag-buckets", type=int, default=0, metavar="N",
-                   help="a bag of hashed unigram and bigram embeddings beside the student's encoder, N buckets "
-                        "(0: none)")
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--no-distill", action="store_true",
                       help="train only the student without a teacher (revealed labels only)")
@@ -75,10 +65,8 @@ def parse_args(argv=None):
 def check_args(args):
     common.check_range(args, "temperature", 0, low_open=True)
     common.check_range(args, "alpha", 0, 1)
-    common.check_range(args, "bar_weight", 0, 1, high_open=True)
-    common.check_range(args, "ngram_bag_buckets", 0)
-    if args.no_distill and (args.temperature != TEMPERATURE or args.alpha != ALPHA or args.bar_weight):
-        raise UserError("--temperature, --alpha and --bar-weight set the distillation, which --no-distill skips: "
+    if args.no_distill and (args.temperature != TEMPERATURE or args.alpha != ALPHA):
+        raise UserError("--temperature and --alpha set the distillation, which --no-distill skips: "
                         "drop them or --no-distill")
     for name in ("distill_epochs", "batch_size"):
         common.check_range(args, name, 1)
@@ -87,10 +75,10 @@ def check_args(args):
 
 
 def load_transfer_data(data, columns, history, tokenizer, progress_bar, unlabeled_samples=0, required=True):
-    """``(transfer, val, test)`` ``Reviews`` (``test`` None: the data has no test split) and the transfer set's
-    texts. Transfer labels are -1 except where active learning revealed them. The transfer set is the pool, then
-    ``unlabeled_samples`` unlabeled reviews (None: all; their ``index`` counts rows of the unlabeled split), chosen
-    with the teacher's data seed; data without them is an error only if ``required``."""
+    """``(transfer, val, test)`` ``Reviews`` (``test`` None: the data has no test split). Transfer labels
+    are -1 except where active learning revealed them. The transfer set is the pool, then ``unlabeled_samples``
+    unlabeled reviews (None: all; their ``index`` counts rows of the unlabeled split), chosen with the teacher's
+    data seed; data without them is an error only if ``required``."""
     corpus = load_corpus(data, columns)
     train, test = corpus.train, corpus.test
     pool_index = np.asarray(history.pool_index)
@@ -99,7 +87,6 @@ def load_transfer_data(data, columns, history, tokenizer, progress_bar, unlabele
         raise UserError(f"the data at {data_source(data)} is not the data the teacher was "
                         f"trained on ({history.settings['data']}): pass that --data (and its --text-column)")
     transfer = Reviews(pool_index, encode(tokenizer, pool_texts, progress_bar), np.full(len(pool_index), -1))
-    texts = list(pool_texts)
     revealed = np.asarray(history.revealed_index)
     position = {i: n for n, i in enumerate(pool_index)}
     # Only these labels are read: the run's own record of them (a person's answers), else the data's.
@@ -118,12 +105,11 @@ def load_transfer_data(data, columns, history, tokenizer, progress_bar, unlabele
         more = encode_rows(unsup, rows, tokenizer, progress_bar)
         transfer = Reviews(np.concatenate([transfer.index, more.index]), transfer.ids + more.ids,
                            np.concatenate([transfer.labels, more.labels]))
-        texts += unsup.select(rows)["text"]
     val = encode_rows(train, history.val_index, tokenizer, progress_bar)
     if history.val_labels is not None:
         val.labels = np.asarray(history.val_labels)
     test = encode_rows(test, history.test_index, tokenizer, progress_bar) if test is not None else None
-    return transfer, val, test, texts
+    return transfer, val, test
 
 
 def shorten(reviews, max_len):
@@ -138,8 +124,7 @@ def train_student(args, teacher_config, transfer, teacher_logits, val, device, d
     parallel over the ranks of ``World`` ``w``)."""
     label_names = tuple(teacher_config.id2label[i] for i in range(teacher_config.num_labels))
     model = new_model(ModelSettings(args.student_size, teacher_config.vocab_size, args.student_max_len,
-                                    teacher_config.pad_token_id, args.dropout,
-                                    ngram_bag_buckets=args.ngram_bag_buckets, label_names=label_names),
+                                    teacher_config.pad_token_id, args.dropout, label_names=label_names),
                       args.seed).to(device)
     train = TrainSettings(args.distill_epochs, args.distill_lr, args.batch_size, progress=args.progress)
     desc = "student" if distill else "student_no_kd"
@@ -168,8 +153,8 @@ def run(args):
     asked_unlabeled = args.student_unlabeled == "imdb"  # not the preset's: then data without them is no error
     asked_max_len = args.student_max_len is not None  # the preset's length is capped by the teacher's, not refused
     common.apply_preset(args)
-    if args.no_distill:  # no soft labels: nothing to read the unlabeled reviews or the bar for
-        args.student_unlabeled, args.bar_weight = "none", 0.0
+    if args.no_distill:  # no soft labels: nothing to read the unlabeled reviews for
+        args.student_unlabeled = "none"
     common.check_outputs(args)
     device = common.setup(args)
     w = distributed.world()
@@ -179,18 +164,15 @@ def run(args):
         args.student_max_len = min(args.student_max_len or teacher.config.max_len, teacher.config.max_len)
     common.check_range(args, "student_max_len", 8, teacher.config.max_len, flag="--max-len")  # the teacher's positions
     history = store.ALHistory.load(teacher_dir)
-    bar = Bar.load(args.out_dir / "bar") if args.bar_weight else None  # fitted by training.py on the same labels
-    transfer, val, test, texts = load_transfer_data(args.data, common.columns(args), history, tokenizer, args.progress,
-                                                    args.unlabeled_samples if args.student_unlabeled == "imdb" else 0,
-                                                    required=asked_unlabeled)
+    transfer, val, test = load_transfer_data(args.data, common.columns(args), history, tokenizer, args.progress,
+                                             args.unlabeled_samples if args.student_unlabeled == "imdb" else 0,
+                                             required=asked_unlabeled)
     n_revealed, n_unlabeled = int((transfer.labels >= 0).sum()), len(transfer) - len(history.pool_index)
     # Models are scored on the test split; on data without one, on the validation set.
     held, split = (test, "test") if test is not None else (val, "val")
 
     # Computed once: the soft targets of every transfer review for all epochs.
     teacher_logits = predict_logits(teacher, transfer.ids, progress_bar=args.progress, desc="teacher logits", w=w)
-    if args.bar_weight:
-        teacher_logits = mixed_logits(teacher_logits, bar.logits(texts), args.bar_weight)
     teacher_held_logits = predict_logits(teacher, held.ids, progress_bar=args.progress, w=w)
     teacher_acc, teacher_held = accuracy(teacher_held_logits, held.labels), teacher_held_logits.argmax(1)
     say(f"{PROG}: transfer set {len(transfer)} reviews ({n_revealed} with revealed labels, {n_unlabeled} unlabeled), "
@@ -221,7 +203,6 @@ def run(args):
                 non_embedding_params=model.num_params(non_embedding=True),
                 teacher_non_embedding_params=teacher.num_params(non_embedding=True),
                 temperature=args.temperature, alpha=args.alpha if distill else 0.0,
-                bar_weight=args.bar_weight if distill else 0.0, ngram_bag_buckets=args.ngram_bag_buckets,
                 transfer_size=len(transfer) if distill else n_revealed, unlabeled=n_unlabeled if distill else 0,
                 labels_used=history.labels_used,
                 train_seconds=fit_history["seconds"], epochs=args.distill_epochs, max_len=args.student_max_len,
@@ -248,11 +229,8 @@ def run_key(args, teacher_dir, history, name):
     settings = {k: getattr(args, k) for k in ("temperature", "alpha", "student_size", "distill_epochs", "distill_lr",
                                               "batch_size", "dropout", "student_max_len", "seed", "preset")}
     settings["unlabeled"] = args.student_unlabeled
-    # Recorded only where set, so that the models trained before these options keep their keys.
-    extra = {k: getattr(args, k) for k in ("bar_weight", "ngram_bag_buckets") if getattr(args, k)}
-    bar = (store.file_digest(args.out_dir / "bar" / WEIGHTS_FILE),) if args.bar_weight else ()
     return store.fingerprint(store.file_digest(teacher_dir / "model.safetensors"), history.pool_fingerprint, name,
-                             json.dumps(settings | extra, sort_keys=True), *bar)[:8]
+                             json.dumps(settings, sort_keys=True))[:8]
 
 
 def trained_by(folder, run_id):

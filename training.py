@@ -143,7 +143,7 @@ def settings(args):
 
 def model_settings(args, tokenizer, label_names=ModelSettings.label_names):
     return ModelSettings(args.teacher_size, len(tokenizer), args.max_len, tokenizer.pad_token_id, args.dropout,
-                         getattr(args, "ngram_buckets", 0), getattr(args, "ngram_bag_buckets", 0), tuple(label_names))
+                         getattr(args, "ngram_buckets", 0), tuple(label_names))
 
 
 def train_settings(args):

@@ -4,8 +4,7 @@ Teacher and student are two sizes of the same classes (see ``SIZES``), after Vas
 "Attention is All You Need": token + learned position embeddings (and, optionally, embeddings of the
 hashed bigrams and trigrams ending at each position), ``n_layer`` pre-LN encoder blocks
 (multi-head self-attention with a padding mask, feed-forward, residuals), mean pooling over the
-non-pad tokens (optionally plus a bag of hashed n-gram embeddings, pooled the same way), and a 2-way
-classification head.
+non-pad tokens, and a 2-way classification head.
 
 It is a Hugging Face model: importing this module registers it with ``AutoConfig`` and
 ``AutoModelForSequenceClassification``, so a saved folder works with ``from_pretrained`` and with
@@ -55,8 +54,6 @@ class TransformerConfig(PreTrainedConfig):
         attn_dropout=0.0,
         ngram_buckets=0,
         ngram_orders=(2, 3),
-        ngram_bag_buckets=0,
-        ngram_bag_orders=(1, 2),
         initializer_range=0.02,
         pad_token_id=0,
         **kwargs,
@@ -80,11 +77,6 @@ class TransformerConfig(PreTrainedConfig):
         # every order in ``ngram_orders`` that ends there, so the first layer sees phrases, not only words.
         self.ngram_buckets = ngram_buckets
         self.ngram_orders = list(ngram_orders)
-        # A bag of n-grams beside the encoder (0 buckets: none): the mean embedding of the hashed n-grams of
-        # every order in ``ngram_bag_orders`` is added to the pooled token states, a fastText (Joulin et al.
-        # 2017) inside the model, so the head reads the bag-of-n-grams evidence directly.
-        self.ngram_bag_buckets = ngram_bag_buckets
-        self.ngram_bag_orders = list(ngram_bag_orders)
         self.initializer_range = initializer_range
         kwargs.setdefault("id2label", {0: "neg", 1: "pos"})
         kwargs.setdefault("label2id", {"neg": 0, "pos": 1})
@@ -171,7 +163,7 @@ def hash_ngrams(input_ids, order, buckets, pad_id):
     process and in ONNX (not Python's salted ``hash``)."""
     padded = F.pad(input_ids, (order - 1, 0), value=pad_id)  # (B, T + order - 1)
     T = input_ids.shape[1]
-    h = padded[:, :T] % buckets
+    h = padded[:, :T]
     for k in range(1, order):
         h = (h * NGRAM_HASH[k - 1] + padded[:, k:k + T]) % buckets  # kept small: no int64 overflow
     return h  # (B, T)
@@ -189,7 +181,6 @@ class TransformerClassifier(PreTrainedModel):
         super().__init__(config)
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
         self.ngram_emb = nn.Embedding(config.ngram_buckets, config.d_model) if config.ngram_buckets else None
-        self.ngram_bag = nn.Embedding(config.ngram_bag_buckets, config.d_model) if config.ngram_bag_buckets else None
         self.pos_emb = nn.Embedding(config.max_len, config.d_model)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_layer))
@@ -217,7 +208,7 @@ class TransformerClassifier(PreTrainedModel):
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
             n -= self.tok_emb.weight.numel() + self.pos_emb.weight.numel()
-            n -= sum(t.weight.numel() for t in (self.ngram_emb, self.ngram_bag) if t is not None)
+            n -= self.ngram_emb.weight.numel() if self.ngram_emb is not None else 0
         return n
 
     def encode(self, input_ids, attention_mask):
@@ -242,9 +233,6 @@ class TransformerClassifier(PreTrainedModel):
             input_ids, attention_mask = keep_last_tokens(input_ids, attention_mask, self.config.max_len)
         x, keep = self.encode(input_ids, attention_mask)  # (B, T, C), (B, T)
         w = keep.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
-        for order in self.config.ngram_bag_orders if self.ngram_bag is not None else ():
-            buckets = hash_ngrams(input_ids, order, self.config.ngram_bag_buckets, self.config.pad_token_id)
-            x = x + self.ngram_bag(buckets)  # (B, T, C): pooled below with the token states
         pooled = (x * w).sum(1) / w.sum(1).clamp(min=1.0)  # (B, C)
         logits = self.head(pooled)  # (B, num_labels)
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None

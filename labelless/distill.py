@@ -40,14 +40,6 @@ def distillation_loss(student_logits, teacher_logits, labels, revealed, temperat
     return alpha * soft + (1 - alpha) * hard
 
 
-def mixed_logits(logits, other_logits, weight):
-    """Logits of the mixture ``(1 - weight) * softmax(logits) + weight * softmax(other_logits)`` (numpy,
-    one row per review): two models' soft labels as one teacher's."""
-    p = (1 - weight) * F.softmax(torch.as_tensor(logits, dtype=torch.float64), -1) \
-        + weight * F.softmax(torch.as_tensor(other_logits, dtype=torch.float64), -1)
-    return p.log().float().numpy()
-
-
 def distil(model, ids, teacher_logits, labels, distill, train, seed, val=None, desc="distil", w=World()):
     """Train ``model`` on ``ids`` with ``distillation_loss`` against ``teacher_logits`` (numpy, one row
     per review); ``labels`` holds -1 where no label was revealed. Returns ``fit``'s history."""

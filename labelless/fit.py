@@ -30,7 +30,6 @@ class ModelSettings:
     pad_token_id: int
     dropout: float
     ngram_buckets: int = 0  # hashed n-gram embeddings (transformer.TransformerConfig); 0: none
-    ngram_bag_buckets: int = 0  # a bag of hashed n-grams beside the encoder (transformer.TransformerConfig); 0: none
     label_names: tuple = ("neg", "pos")  # the classes, in id order: the config's id2label
 
 
@@ -41,7 +40,6 @@ def new_model(settings, seed, vectors=None):
     config = transformer.TransformerConfig.from_size(
         settings.size, vocab_size=settings.vocab_size, max_len=settings.max_len,
         pad_token_id=settings.pad_token_id, dropout=settings.dropout, ngram_buckets=settings.ngram_buckets,
-        ngram_bag_buckets=settings.ngram_bag_buckets,
         id2label=dict(enumerate(settings.label_names)), label2id={name: i for i, name in enumerate(settings.label_names)})
     model = transformer.TransformerClassifier(config)
     if vectors is not None:
@@ -124,21 +122,13 @@ def rank_share(batch, w):
     return (mine, len(mine) * w.size / len(batch)) if len(mine) else (batch[:1], 0.0)
 
 
-# The n-gram bag's learning rate, as a multiple of the rest's: each of its rows sees a few reviews an epoch,
-# and at the encoder's rate it learns too little in two epochs (JOURNAL, "A bag of n-grams beside the encoder").
-BAG_LR_SCALE = 10.0
-
-
 def make_optimizer(named_parameters, lr, weight_decay, steps):
     """AdamW with a one-cycle schedule over ``steps``; biases, norms and embeddings are not decayed."""
     named = list(named_parameters)
-    bag = [p for n, p in named if "ngram_bag" in n]
-    decay = [p for n, p in named if p.dim() >= 2 and "emb" not in n and "ngram_bag" not in n]
-    no_decay = [p for n, p in named if (p.dim() < 2 or "emb" in n) and "ngram_bag" not in n]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if bag:
-        groups.append({"params": bag, "weight_decay": 0.0, "lr": lr * BAG_LR_SCALE})
-    optimizer = torch.optim.AdamW(groups, lr=lr)
+    decay = [p for n, p in named if p.dim() >= 2 and "emb" not in n]
+    no_decay = [p for n, p in named if p.dim() < 2 or "emb" in n]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(steps))
 
 

@@ -1,14 +1,13 @@
-"""The benchmark scripts: the n-gram bar on the teacher's partition, teacher_dev's members, student_dev's arms,
-pool scoring, the GPU check rehearsed on CPU."""
+"""The benchmark scripts: the n-gram bar on the teacher's partition, teacher_dev's members, pool scoring,
+the GPU check rehearsed on CPU."""
 
 import os
 import subprocess
 
-import numpy as np
 import pytest
 from conftest import ROOT
 
-from benchmarks import ngram_baseline, student_dev, teacher_dev
+from benchmarks import ngram_baseline, teacher_dev
 from labelless import active
 from labelless.store import read_results
 
@@ -60,52 +59,6 @@ def tiny_dev(monkeypatch, parquet_dir):
         return teacher_dev.main(argv)["dev_acc"], len(trained)
 
     return run
-
-
-@pytest.fixture
-def tiny_student_dev(monkeypatch, parquet_dir):
-    """student_dev.main on a tiny synthetic copy with tiny models, and the soft labels each student got."""
-    monkeypatch.setattr(student_dev, "DEV_SIZE", 60)
-    monkeypatch.setattr(student_dev, "DEV_BLOCK", 10)
-    monkeypatch.setattr(student_dev, "POOL_SIZE", 200)
-    quick = dict(student_dev.common.PRESETS["quick"], vocab_size=300, max_len=32, teacher_size="tiny",
-                 student_size="tiny", epochs=1, distill_epochs=1, batch_size=16, lr=3e-3)
-    monkeypatch.setitem(student_dev.common.PRESETS, "quick", quick)
-    monkeypatch.setitem(student_dev.ARMS, "bag_bar", dict(ngram_bag_buckets=101, bar_weight=0.5))
-    soft, real = [], student_dev.distil
-
-    def spy(model, ids, teacher_logits, labels, *args, **kwargs):
-        soft.append((model, teacher_logits, labels))
-        return real(model, ids, teacher_logits, labels, *args, **kwargs)
-
-    monkeypatch.setattr(student_dev, "distil", spy)
-
-    def run(*extra):
-        soft.clear()
-        return student_dev.main(["--data", str(parquet_dir), "--labels", "80", "--no-progress", *extra]), soft
-
-    return run
-
-
-def test_student_dev_distils_one_student_per_arm_on_the_pool_and_the_unlabeled_reviews(tiny_student_dev, parquet_dir,
-                                                                                      capsys):
-    import pyarrow.parquet as pq
-
-    out, soft = tiny_student_dev("--arms", "today,bag_bar")
-    n_unlabeled = min(200, pq.read_metadata(parquet_dir / "unsupervised.parquet").num_rows)
-    assert set(out) == {"today", "bag_bar"} and all(0 <= a <= 1 for a in out.values())
-    (today, t_logits, labels), (bag, b_logits, _) = soft
-    assert today.ngram_bag is None and bag.config.ngram_bag_buckets == 101
-    assert len(labels) == 200 + n_unlabeled and (labels >= 0).sum() == 80  # the pool and up to as many unlabeled
-    assert not np.allclose(t_logits, b_logits)  # the bar's half of the mixture
-    assert capsys.readouterr().out.count("RESULT arm=") == 2
-
-
-def test_student_dev_refuses_an_unknown_arm(tiny_student_dev, capsys):
-    with pytest.raises(SystemExit) as e:
-        tiny_student_dev("--arms", "today,huge")
-    err = capsys.readouterr().err.strip()
-    assert e.value.code == 2 and len(err.splitlines()) == 1 and "--arms takes names of" in err and "huge" in err
 
 
 def test_members_are_saved_then_loaded_and_give_the_same_distillation(tiny_dev, tmp_path, capsys):

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from conftest import make_reviews
 
 from labelless.data import Reviews
-from labelless.distill import DistillSettings, distil, distil_ensemble, distillation_loss, mixed_logits
+from labelless.distill import DistillSettings, distil, distil_ensemble, distillation_loss
 from labelless.fit import ModelSettings, TrainSettings, new_model
 
 
@@ -109,12 +109,3 @@ def test_a_student_with_ngram_embeddings_distils(tiny_model_and_tokenizer):
                      seed=1, val=(ids, np.array(labels)))
     assert not torch.equal(before, student.ngram_emb.weight)  # the n-gram table learns from the soft labels
     assert history["val_acc"][-1] > 0.9
-
-
-def test_mixed_logits_are_the_log_of_the_mixed_probabilities():
-    a, b = np.array([[2.0, -1.0], [0.0, 3.0]]), np.array([[0.0, 1.5], [0.0, -2.0]])
-    mixed = torch.softmax(torch.from_numpy(mixed_logits(a, b, 0.25)).double(), -1).numpy()
-    p = lambda z: np.exp(z) / np.exp(z).sum(1, keepdims=True)  # noqa: E731
-    np.testing.assert_allclose(mixed, 0.75 * p(a) + 0.25 * p(b), atol=1e-6)
-    np.testing.assert_allclose(torch.softmax(torch.from_numpy(mixed_logits(a, b, 0.0)).double(), -1).numpy(), p(a),
-                               atol=1e-6)

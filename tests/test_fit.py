@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import make_reviews
 
-from labelless.fit import (BAG_LR_SCALE, ModelSettings, TrainSettings, accuracy, evaluate, fit, make_optimizer,
-                           mean_probs, new_model, predict_logits, warmup_linear_decay)
+from labelless.fit import (ModelSettings, TrainSettings, accuracy, evaluate, fit, mean_probs, new_model,
+                           predict_logits, warmup_linear_decay)
 
 
 class Fixed(torch.nn.Module):
@@ -67,17 +67,6 @@ def test_fit_is_reproducible_from_its_seed(tiny_model_and_tokenizer):
             TrainSettings(epochs=2, lr=1e-2, batch_size=8, progress=False), seed=3)
         runs.append({k: v.clone() for k, v in model.state_dict().items()})
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in start)
-
-
-def test_the_ngram_bag_learns_at_its_own_rate_and_every_parameter_is_trained_once():
-    model = new_model(ModelSettings("tiny", vocab_size=40, max_len=24, pad_token_id=0, dropout=0.1,
-                                    ngram_bag_buckets=101), seed=1)
-    optimizer, _ = make_optimizer(model.named_parameters(), 1e-3, 0.01, steps=10)
-    groups = [{id(p) for p in g["params"]} for g in optimizer.param_groups]
-    assert sum(map(len, groups)) == len({id(p) for g in groups for p in g}) == len(list(model.parameters()))
-    bag = next(g for g in optimizer.param_groups if any(p is model.ngram_bag.weight for p in g["params"]))
-    assert len(bag["params"]) == 1 and bag["lr"] == pytest.approx(1e-3 * BAG_LR_SCALE) and bag["weight_decay"] == 0
-    assert all(g["lr"] == pytest.approx(1e-3) for g in optimizer.param_groups if g is not bag)
 
 
 def test_one_cycle_schedule():

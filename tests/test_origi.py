@@ -52,48 +52,6 @@ def test_unlabeled_imdb_adds_the_unlabeled_reviews_to_the_students_transfer_set(
     assert b["transfer_size"] == 120 and b["unlabeled"] == 0  # the baseline reads the revealed labels only
 
 
-def test_bar_weight_mixes_the_bars_soft_labels_with_the_teachers(parquet_dir, teacher, tmp_path, monkeypatch):
-    import torch
-
-    from labelless.bar import Bar
-
-    targets = {}
-
-    def spy(model, ids, teacher_logits, *args, **kwargs):
-        targets[len(targets)] = torch.softmax(torch.as_tensor(teacher_logits, dtype=torch.float64), -1)
-        return real(model, ids, teacher_logits, *args, **kwargs)
-
-    real = origi.distil
-    monkeypatch.setattr(origi, "distil", spy)
-    origi.main(run_args(parquet_dir, teacher, tmp_path / "a.txt", "--skip-baseline"))
-    origi.main(run_args(parquet_dir, teacher, tmp_path / "b.txt", "--skip-baseline", "--bar-weight", "0.25"))
-    history = read_json(teacher / "teacher" / "al_history.json")
-    texts = pq.read_table(parquet_dir / "train.parquet")["text"].to_numpy()[history["pool_index"]].tolist()
-    bar = torch.softmax(torch.as_tensor(Bar.load(teacher / "bar").logits(texts), dtype=torch.float64), -1)
-    assert torch.allclose(targets[1], 0.75 * targets[0] + 0.25 * bar, atol=1e-6)
-    a, b = read_results(tmp_path / "a.txt")[0], read_results(tmp_path / "b.txt")[0]
-    assert a["bar_weight"] == 0 and b["bar_weight"] == 0.25 and a["run_id"] != b["run_id"]  # trained again
-
-
-def test_bar_weight_without_the_bar_exits_2_and_leaves_results_alone(parquet_dir, teacher, tmp_path, capsys):
-    shutil.rmtree(teacher / "bar")
-    results = tmp_path / "r.txt"
-    results.write_text("kept\n")
-    with pytest.raises(SystemExit) as e:
-        origi.main(run_args(parquet_dir, teacher, results, "--skip-baseline", "--bar-weight", "0.5"))
-    err = capsys.readouterr().err.strip()
-    assert e.value.code == 2 and len(err.splitlines()) == 1
-    assert f"cannot read the bar at {teacher / 'bar'}" in err and "run `python training.py` again" in err
-    assert results.read_text() == "kept\n" and not (teacher / "student").exists()
-
-
-def test_the_student_can_have_a_bag_of_ngrams(parquet_dir, teacher, tmp_path):
-    out = origi.main(run_args(parquet_dir, teacher, tmp_path / "r.txt", "--skip-baseline", "--ngram-bag-buckets", "211"))
-    model = load_checkpoint(out["student"]["folder"], "test")[0]
-    assert model.config.ngram_bag_buckets == 211 and model.ngram_bag.weight.std() > 0.03  # trained from 0.02
-    assert read_results(tmp_path / "r.txt")[0]["ngram_bag_buckets"] == 211
-
-
 def test_unrevealed_labels_are_never_read(parquet_dir, teacher, tmp_path):
     before = origi.main(run_args(parquet_dir, teacher, tmp_path / "a.txt", "--skip-baseline"))
     history = read_json(teacher / "teacher" / "al_history.json")
@@ -134,11 +92,8 @@ def test_other_data_than_the_teachers_is_refused(teacher, tmp_path, capsys):
     (["--alpha", "1.5"], "--alpha must be between 0 and 1, got 1.5"),
     (["--lr", "0"], "--lr must be positive, got 0.0"),
     (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
-    (["--no-distill", "--temperature", "8"], "--temperature, --alpha and --bar-weight set the distillation, which"),
-    (["--no-distill", "--alpha", "0.5"], "--temperature, --alpha and --bar-weight set the distillation, which"),
-    (["--no-distill", "--bar-weight", "0.5"], "--temperature, --alpha and --bar-weight set the distillation, which"),
-    (["--bar-weight", "1"], "--bar-weight must be in [0, 1), got 1.0"),
-    (["--ngram-bag-buckets", "-1"], "--ngram-bag-buckets must not be negative, got -1"),
+    (["--no-distill", "--temperature", "8"], "--temperature and --alpha set the distillation, which --no-distill"),
+    (["--no-distill", "--alpha", "0.5"], "--temperature and --alpha set the distillation, which --no-distill"),
 ])
 def test_bad_options(parquet_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:

@@ -162,39 +162,16 @@ def test_ngram_embeddings_read_local_word_order_and_ignore_padding():
     assert model.num_params() - model.num_params(non_embedding=True) == (60 + 24 + 97) * model.config.d_model
 
 
-def test_the_ngram_bag_reads_ngrams_anywhere_in_the_review_and_ignores_padding():
-    torch.manual_seed(0)
-    config = transformer.TransformerConfig.from_size("tiny", vocab_size=60, max_len=24, ngram_bag_buckets=97)
-    model = transformer.TransformerClassifier(config).eval()
-    with torch.no_grad():
-        model.ngram_bag.weight.mul_(50)
-        ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
-        plain = model(ids).logits
-        assert not torch.allclose(plain, model(torch.tensor([[5, 6, 8, 7, 9, 10]])).logits, atol=1e-4)  # bigrams
-        padded = model(torch.cat([ids, torch.full((1, 4), 11)], 1), attention_mask=torch.tensor([[1] * 6 + [0] * 4])).logits
-        torch.testing.assert_close(plain, padded, atol=1e-5, rtol=1e-5)
-        model.ngram_bag.weight.zero_()
-        assert not torch.allclose(plain, model(ids).logits, atol=1e-4)  # the bag moves the logits
-    assert model.num_params() - model.num_params(non_embedding=True) == (60 + 24 + 97) * model.config.d_model
-
-
-@pytest.mark.parametrize("ngrams", [dict(ngram_buckets=101), dict(ngram_bag_buckets=101)], ids=["input", "bag"])
-def test_a_model_with_ngrams_reloads_and_exports_with_identical_logits(tiny_model_and_tokenizer, tmp_path, ngrams):
+def test_a_model_with_ngrams_reloads_and_exports_with_identical_logits(tiny_model_and_tokenizer, tmp_path):
     from labelless.export import export_onnx
 
     _, tok = tiny_model_and_tokenizer
-    config = transformer.TransformerConfig.from_size("tiny", vocab_size=len(tok), max_len=32,
-                                                     pad_token_id=tok.pad_token_id, **ngrams)
+    config = transformer.TransformerConfig.from_size("tiny", vocab_size=len(tok), max_len=32, ngram_buckets=101,
+                                                     pad_token_id=tok.pad_token_id)
     model = transformer.TransformerClassifier(config).eval()
-    with torch.no_grad():
-        for table in (model.ngram_emb, model.ngram_bag):
-            if table is not None:
-                table.weight.mul_(50)  # the n-grams must move the logits for the comparison to mean anything
     folder = save_checkpoint(model, tok, tmp_path / "m", {})
     loaded, tok2, _ = load_checkpoint(folder, "test.py")
-    assert (loaded.config.ngram_buckets, loaded.config.ngram_bag_buckets) == (ngrams.get("ngram_buckets", 0),
-                                                                              ngrams.get("ngram_bag_buckets", 0))
-    assert loaded.config.ngram_orders == [2, 3] and loaded.config.ngram_bag_orders == [1, 2]
+    assert loaded.config.ngram_buckets == 101 and loaded.config.ngram_orders == [2, 3]
     ids, mask = batch(tok2, ["a great film", "dull and boring, a waste"])
     with torch.no_grad():
         expected = model(ids, attention_mask=mask).logits
