@@ -64,6 +64,7 @@ def time_runs(run_batch, batches, warmup, repeats, sync=None, progress_bar=False
     """
     sync = sync or (lambda: None)
     run_seconds, latencies = [], []
+    # A known count keeps the progress bar's total; a minimum of seconds has none.
     runs = itertools.count() if min_seconds > 0 else range(warmup + repeats)
     for run in progress(runs, progress_bar, desc=desc, leave=False):
         if run >= warmup + repeats and sum(run_seconds) >= min_seconds:
