@@ -34,7 +34,7 @@ PRESETS = {
     "quick": dict(
         max_train_samples=12500, max_test_samples=2000, val_size=500, vocab_size=16000, max_len=256,
         teacher_size="teacher", student_size="student", batch_size=32, lr=1e-3, distill_lr=3e-3,
-        initial_labels=2000, query_size=2000, label_budget=8500, epochs=2, pool_sample=4000, ensemble=1,
+        initial_labels=500, query_size=2000, label_budget=8500, epochs=2, pool_sample=4000, ensemble=1,
         unlabeled_samples=12500, distill_epochs=3, n_reviews=1000, batch_sizes="1,32,128", warmup=1, repeats=3,
         student_unlabeled="imdb", student_max_len=None,  # origi.py: its transfer set; None: the teacher's length
     ),
