@@ -29,6 +29,7 @@ PRESETS = {
         teacher_size="tiny", student_size="tiny", batch_size=16, lr=3e-3, distill_lr=3e-3,
         initial_labels=40, query_size=40, label_budget=180, epochs=2, pool_sample=0, ensemble=1,
         unlabeled_samples=200, distill_epochs=2, n_reviews=40, batch_sizes="1,8", warmup=1, repeats=3,
+        pair_seconds=0,  # the timing scripts' --both
         student_unlabeled="none", student_max_len=None,  # origi.py: its transfer set; None: the teacher's length
     ),
     "quick": dict(
@@ -36,6 +37,7 @@ PRESETS = {
         teacher_size="teacher", student_size="student", batch_size=32, lr=1e-3, distill_lr=3e-3,
         initial_labels=500, query_size=2000, label_budget=8500, epochs=2, pool_sample=4000, ensemble=1,
         unlabeled_samples=12500, distill_epochs=3, n_reviews=1000, batch_sizes="1,32,128", warmup=1, repeats=3,
+        pair_seconds=20,  # the timing scripts' --both
         student_unlabeled="imdb", student_max_len=None,  # origi.py: its transfer set; None: the teacher's length
     ),
     "full": dict(
@@ -43,6 +45,7 @@ PRESETS = {
         teacher_size="teacher", student_size="student", batch_size=32, lr=1e-3, distill_lr=3e-3,
         initial_labels=2000, query_size=2000, label_budget=15000, epochs=2, pool_sample=8000, ensemble=3,
         unlabeled_samples=None, distill_epochs=4, n_reviews=1000, batch_sizes="1,32,128", warmup=1, repeats=3,
+        pair_seconds=20,  # the timing scripts' --both
         student_unlabeled="imdb", student_max_len=256,  # origi.py: its transfer set; the tokens it reads
     ),
 }
@@ -134,6 +137,9 @@ def add_inference_args(parser):
     parser.add_argument("--repeats", type=int, help="timed runs (one run = every review once)")
     parser.add_argument("--both", action="store_true",
                         help="time the student, vanilla and the bar in turn in this process; quote the median ratios")
+    parser.add_argument("--pair-seconds", type=float,
+                        help="with --both: seconds of end-to-end passes run back to back, the student and each other "
+                             "model in turn")
     parser.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=RUNTIMES,
                         help="what runs the two Transformers: torch, or ONNX Runtime on model.onnx or model.int8.onnx")
     return parser
@@ -239,11 +245,12 @@ def timing_main(args, prog, name):
         for key in ("n_reviews", "e2e_batch_size", "repeats"):
             check_range(args, key, 1)
         check_range(args, "warmup", 0)
+        check_range(args, "pair_seconds", 0)
         check_outputs(args, out_dir=False)
         if distributed.world().size > 1:
             raise UserError(f"{prog} times one process on one machine: run it without torchrun")
         device = setup(args)
         settings = TimingSettings(args.out_dir, args.results, args.data, args.seed, args.n_reviews,
                                   tuple(batch_sizes), args.e2e_batch_size, args.warmup, args.repeats, args.both,
-                                  args.progress, args.runtime, columns(args))
+                                  args.progress, args.runtime, columns(args), args.pair_seconds)
         return run_timing(settings, name, prog, device)

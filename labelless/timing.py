@@ -8,7 +8,8 @@ tokenizing reported) and end-to-end latency one review at a time, the number a w
 service sees; parameters, weights size, peak memory. Each model gets one ``results.txt`` line per
 batch size; measurements are compared only when they share data, threads, device and (between the two
 Transformers) runtime. ``both`` times the models alternately (A B C A B C ...) and reports the median
-of the per-round ratios, the number to quote on a shared machine.
+of the per-round ratios; its end-to-end ratios come from passes run back to back, the student and one
+other model in turn (``paired_passes``): the numbers to quote on a shared machine.
 """
 
 import dataclasses
@@ -34,6 +35,10 @@ SCRIPTS = {"student": "compare_student.py", "vanilla": "vanilla_inference.py"}
 # A fast model's end-to-end pass lasts a fraction of a second, one draw from a noisy clock: its median pass
 # is taken over at least this many seconds of passes.
 E2E_MIN_SECONDS = 2.0
+# On a shared machine the speed of a pass drifts by a third within a minute, and a round of ``both`` spends
+# tens of seconds between one model's end-to-end passes and the next's. Passes run back to back see the same
+# drift: ``both`` takes its end-to-end ratios from at least this many such pairs (and ``pair_seconds``).
+E2E_PAIRS = 5
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class TimingSettings:
     progress: bool = True
     runtime: str = "torch"
     columns: Columns = Columns()
+    pair_seconds: float = 20.0  # ``both``: seconds of back-to-back end-to-end passes per pair of models, at least
 
 
 def time_runs(run_batch, batches, warmup, repeats, sync=None, progress_bar=False, desc="time", min_seconds=0.0):
@@ -129,6 +135,27 @@ def benchmark(served, texts, labels, settings, device):
     one = summarise(timing, len(texts), n_tokens)
     out["e2e_latency_ms_p50"], out["e2e_latency_ms_p95"] = one["latency_ms_p50"], one["latency_ms_p95"]
     return out
+
+
+def paired_passes(first, second, texts, settings, sync=None):
+    """Seconds of end-to-end passes over ``texts`` (requests of ``e2e_batch_size``) of two ``Served`` models run
+    back to back, the order alternating, until there are ``E2E_PAIRS`` pairs and ``pair_seconds`` have passed:
+    ``(first_seconds, second_seconds)``, arrays of one entry per pair."""
+    size = settings.e2e_batch_size
+    chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
+
+    def one_pass(served):
+        return time_runs(served.predict, chunks, 0, 1, sync)["run_seconds"][0]
+
+    one_pass(first), one_pass(second)  # warm-up
+    a, b = [], []
+    start = time.perf_counter()
+    while len(a) < E2E_PAIRS or time.perf_counter() - start < settings.pair_seconds:
+        if len(a) % 2:  # neither model always runs right after the other
+            b.append(one_pass(second)), a.append(one_pass(first))
+        else:
+            a.append(one_pass(first)), b.append(one_pass(second))
+    return np.asarray(a), np.asarray(b)
 
 
 def peak_memory_mb(device):
@@ -283,15 +310,18 @@ def print_single(name, result):
 def compare_alternately(settings, prog, names, sample, device, run_id):
     """Measure the models in turn, ``repeats`` rounds of one timed run each, and report the student's
     speedup over each other model in every round and its median: drift on a shared machine hits every
-    model of a round."""
+    model of a round. The end-to-end speedups come from ``paired_passes`` instead, one ratio per pair,
+    reported with the pairs' quartiles."""
     _, texts, labels, data_fp = sample
+    texts = list(texts)
     served = {name: load_served(settings, name, device) for name in names}
     one_run = dataclasses.replace(settings, repeats=1, progress=False)
     runs = {name: [] for name in names}
     for _ in progress(range(settings.repeats), settings.progress, desc="rounds"):
         for name in names:
             runs[name].append(benchmark(served[name], texts, labels, one_run, device))
-    ratios = {}
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    ratios, passes = {}, {}
     for other, prefix in (("vanilla", "speedup"), ("bar", "vs_bar")):
         if other not in runs:
             continue
@@ -299,17 +329,33 @@ def compare_alternately(settings, prog, names, sample, device, run_id):
         for bs in settings.batch_sizes:
             ratios[f"{prefix}_bs{bs}"] = [s["per_batch_size"][bs]["reviews_per_s"] / o["per_batch_size"][bs]["reviews_per_s"]
                                           for s, o in pairs]
-        ratios[f"{prefix}_e2e"] = [s["e2e_reviews_per_s"] / o["e2e_reviews_per_s"] for s, o in pairs]
+        student_s, other_s = paired_passes(served["student"], served[other], texts, settings, sync)
+        ratios[f"{prefix}_e2e"], passes[other] = (other_s / student_s).tolist(), (student_s, other_s)
         ratios[f"{prefix}_e2e_latency"] = [o["e2e_latency_ms_p50"] / s["e2e_latency_ms_p50"] for s, o in pairs]
     medians = {key: float(np.median(vals)) for key, vals in ratios.items()}
+    quartiles = {f"{key}_{q}": float(np.percentile(vals, p)) for key, vals in ratios.items() if key.endswith("_e2e")
+                 for q, p in (("q1", 25), ("q3", 75))}
     acc = {name: runs[name][0]["accuracy"] for name in runs}
+    e2e_pairs = {f"{n}_e2e_pairs": len(s) for n, (s, _) in passes.items()}
     append_results(settings.results, prog, [dict(
         model="pair", runtime=settings.runtime, n_reviews=len(texts), data_fingerprint=data_fp, pairs=settings.repeats,
-        **medians, **{f"accuracy_{n}": a for n, a in acc.items()}, threads=torch.get_num_threads(),
-        device=device.type, run_id=run_id)])
+        **medians, **quartiles, **e2e_pairs, **{f"accuracy_{n}": a for n, a in acc.items()},
+        threads=torch.get_num_threads(), device=device.type, run_id=run_id)])
     print(f"\nthe student against each model, measured in turn in one process ({settings.repeats} rounds, "
           f"runtime {settings.runtime}):")
     for key, vals in ratios.items():
-        print(f"  {key:>22}: median {medians[key]:.2f}x  (rounds: {', '.join(f'{v:.2f}' for v in vals)})")
+        if key.endswith("_e2e"):
+            print(f"  {key:>22}: median {medians[key]:.2f}x  ({len(vals)} back-to-back pairs of passes; quartiles "
+                  f"{quartiles[key + '_q1']:.2f}-{quartiles[key + '_q3']:.2f}x)")
+        else:
+            print(f"  {key:>22}: median {medians[key]:.2f}x  (rounds: {', '.join(f'{v:.2f}' for v in vals)})")
+    for other, (student_s, other_s) in passes.items():
+        print(f"  {'':>22}  end to end, reviews/s in those passes: student {_spread(len(texts) / student_s)}, "
+              f"{other} {_spread(len(texts) / other_s)}")
     print("  accuracy: " + ", ".join(f"{n} {a:.4f}" for n, a in acc.items()))
-    return {"ratios": ratios, "medians": medians, "accuracy": acc}
+    return {"ratios": ratios, "medians": medians, "quartiles": quartiles, "accuracy": acc}
+
+
+def _spread(rates):
+    """``median (min-max)`` of reviews/s."""
+    return f"{np.median(rates):,.0f} ({rates.min():,.0f}-{rates.max():,.0f})"

@@ -1,5 +1,7 @@
 """labelless.timing: run statistics against a fake clock, the sample, what may be compared."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -61,6 +63,37 @@ def test_short_runs_are_repeated_until_min_seconds_add_up(monkeypatch):
     assert len(timing.time_runs(fake_model, [1], 1, 3, min_seconds=2.0)["run_seconds"]) == 7  # 7 x 0.3 >= 2
     assert len(timing.time_runs(fake_model, [1], 1, 3, min_seconds=0.5)["run_seconds"]) == 3  # repeats first
     assert len(timing.time_runs(fake_model, [1], 1, 3)["run_seconds"]) == 3
+
+
+class DriftingModel:
+    """A served model on a machine that gets twice as slow at ``slow_from`` seconds: ``per_review`` seconds
+    a review before that, twice that after. Logs its name on every request."""
+
+    def __init__(self, name, per_review, clock, log, slow_from):
+        self.name, self.per_review, self.clock, self.log, self.slow_from = name, per_review, clock, log, slow_from
+
+    def predict(self, texts):
+        self.log.append(self.name)
+        self.clock.now += self.per_review * len(texts) * (2.0 if self.clock.now >= self.slow_from else 1.0)
+
+
+def test_paired_passes_cancel_drift_and_alternate(monkeypatch, tmp_path):
+    clock, log = FakeClock(), []
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    student = DriftingModel("s", 0.001, clock, log, slow_from=1.0)
+    bar = DriftingModel("b", 0.00125, clock, log, slow_from=1.0)  # the student is 1.25x the bar's speed
+    settings = timing.TimingSettings(tmp_path, tmp_path / "r.txt", None, 1, 64, (1,), e2e_batch_size=32,
+                                     pair_seconds=2.0)
+    student_s, bar_s = timing.paired_passes(student, bar, ["a review"] * 64, settings)
+    # Passes of 64 reviews in requests of 32: 0.064 s and 0.08 s, then twice as long once the machine slows.
+    assert len(student_s) == len(bar_s) >= timing.E2E_PAIRS and student_s.sum() + bar_s.sum() >= 2.0 - 0.2
+    ratios = bar_s / student_s
+    assert np.median(ratios) == pytest.approx(1.25)  # whatever the drift: only a pair across the change differs
+    assert set(student_s.round(3)) >= {0.064, 0.128}  # the drift was there
+    passes = log[4:][::2]  # one name per pass of two requests, after the warm-up pass of each
+    assert passes[:6] == ["s", "b", "b", "s", "s", "b"]  # neither always runs right after the other
+    quick = dataclasses.replace(settings, pair_seconds=0.0)
+    assert len(timing.paired_passes(student, bar, ["a review"] * 64, quick)[0]) == timing.E2E_PAIRS
 
 
 def test_sample_is_seeded_stratified_and_fingerprinted(parquet_dir):
