@@ -147,15 +147,15 @@ def paired_passes(first, second, texts, settings, sync=None):
     def one_pass(served):
         return time_runs(served.predict, chunks, 0, 1, sync)["run_seconds"][0]
 
-    one_pass(first), one_pass(second)  # warm-up
-    a, b = [], []
+    one_pass(first)  # warm-up
+    one_pass(second)
+    seconds = {first: [], second: []}
     start = time.perf_counter()
-    while len(a) < E2E_PAIRS or time.perf_counter() - start < settings.pair_seconds:
-        if len(a) % 2:  # neither model always runs right after the other
-            b.append(one_pass(second)), a.append(one_pass(first))
-        else:
-            a.append(one_pass(first)), b.append(one_pass(second))
-    return np.asarray(a), np.asarray(b)
+    while len(seconds[first]) < E2E_PAIRS or time.perf_counter() - start < settings.pair_seconds:
+        # The order alternates, so that neither model always runs right after the other.
+        for served in (first, second) if len(seconds[first]) % 2 == 0 else (second, first):
+            seconds[served].append(one_pass(served))
+    return np.asarray(seconds[first]), np.asarray(seconds[second])
 
 
 def peak_memory_mb(device):

@@ -32,6 +32,7 @@ def test_missing_checkpoint_exits_2_and_leaves_results(script, folder, parquet_d
     (["--batch-sizes", "0,x"], "--batch-sizes takes comma-separated positive integers"),
     (["--repeats", "0"], "--repeats must be at least 1, got 0"),
     (["--warmup", "-1"], "--warmup must not be negative, got -1"),
+    (["--both", "--pair-seconds", "-5"], "--pair-seconds must not be negative, got -5.0"),
 ])
 def test_bad_options(parquet_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:
