@@ -105,8 +105,14 @@ def inference_sample(test, n, seed):
     return index, texts, labels, fingerprint(index, texts)
 
 
-def benchmark(served, texts, labels, settings, device):
-    """Accuracy, model-only speed per batch size, end-to-end speed and latency of one ``Served`` model."""
+def as_requests(texts, size):
+    """``texts`` as users send them, in requests of ``size``."""
+    return [texts[i:i + size] for i in range(0, len(texts), size)]
+
+
+def benchmark(served, texts, labels, settings, device, batched_e2e=True):
+    """Accuracy, model-only speed per batch size, end-to-end speed and latency of one ``Served`` model
+    (without the end-to-end speed in requests where ``batched_e2e`` is False: ``both`` pairs its passes)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else None
     texts = list(texts)
     inputs = served.inputs(texts)
@@ -120,17 +126,17 @@ def benchmark(served, texts, labels, settings, device):
                            f"{served.runtime} batch {bs}")
         out["per_batch_size"][bs] = summarise(timing, len(texts), n_tokens)
 
-    # End to end: raw text in, labels out, in the order users send it, in batches and one at a time.
-    size = settings.e2e_batch_size
-    chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
-    time_runs(served.predict, chunks, settings.warmup, 0, sync)  # warm-up, kept out of the clock too
-    served.clock = dict.fromkeys(served.clock, 0.0)
-    timing = time_runs(served.predict, chunks, 0, settings.repeats, sync, settings.progress, "end to end",
-                       min_seconds=E2E_MIN_SECONDS)
-    out["e2e_reviews_per_s"] = summarise(timing, len(texts), n_tokens)["reviews_per_s"]
-    total = sum(served.clock.values())
-    out["e2e_tokenize_share"], out["e2e_batching_share"], out["e2e_model_share"] = (
-        served.clock[key] / total for key in ("prepare", "batch", "model"))
+    # End to end: raw text in, labels out, in the order users send it, in requests and one at a time.
+    if batched_e2e:
+        chunks = as_requests(texts, settings.e2e_batch_size)
+        time_runs(served.predict, chunks, settings.warmup, 0, sync)  # warm-up, kept out of the clock too
+        served.clock = dict.fromkeys(served.clock, 0.0)
+        timing = time_runs(served.predict, chunks, 0, settings.repeats, sync, settings.progress, "end to end",
+                           min_seconds=E2E_MIN_SECONDS)
+        out["e2e_reviews_per_s"] = summarise(timing, len(texts), n_tokens)["reviews_per_s"]
+        total = sum(served.clock.values())
+        out["e2e_tokenize_share"], out["e2e_batching_share"], out["e2e_model_share"] = (
+            served.clock[key] / total for key in ("prepare", "batch", "model"))
     timing = time_runs(served.predict, [[t] for t in texts], 0, settings.repeats, sync, settings.progress, "one by one")
     one = summarise(timing, len(texts), n_tokens)
     out["e2e_latency_ms_p50"], out["e2e_latency_ms_p95"] = one["latency_ms_p50"], one["latency_ms_p95"]
@@ -141,8 +147,7 @@ def paired_passes(first, second, texts, settings, sync=None):
     """Seconds of end-to-end passes over ``texts`` (requests of ``e2e_batch_size``) of two ``Served`` models run
     back to back, the order alternating, until there are ``E2E_PAIRS`` pairs and ``pair_seconds`` have passed:
     ``(first_seconds, second_seconds)``, arrays of one entry per pair."""
-    size = settings.e2e_batch_size
-    chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
+    chunks = as_requests(texts, settings.e2e_batch_size)
 
     def one_pass(served):
         return time_runs(served.predict, chunks, 0, 1, sync)["run_seconds"][0]
@@ -319,7 +324,7 @@ def compare_alternately(settings, prog, names, sample, device, run_id):
     runs = {name: [] for name in names}
     for _ in progress(range(settings.repeats), settings.progress, desc="rounds"):
         for name in names:
-            runs[name].append(benchmark(served[name], texts, labels, one_run, device))
+            runs[name].append(benchmark(served[name], texts, labels, one_run, device, batched_e2e=False))
     sync = torch.cuda.synchronize if device.type == "cuda" else None
     ratios, passes = {}, {}
     for other, prefix in (("vanilla", "speedup"), ("bar", "vs_bar")):
