@@ -93,7 +93,7 @@ def fit(model, ids, loss_fn, train, seed, val=None, desc="train", w=World()):
             input_ids, mask = collate([ids[i] for i in idx], model.config.pad_token_id, device)
             optimizer.zero_grad(set_to_none=True)
             if train.adversarial:
-                loss = adversarial_backward(net, model, input_ids, mask, lambda z: loss_fn(z, idx), weight,
+                loss, _ = adversarial_backward(net, model, input_ids, mask, lambda z: loss_fn(z, idx), weight,
                                             train.adversarial)
             else:
                 with autocast(device):
@@ -123,7 +123,7 @@ def fit(model, ids, loss_fn, train, seed, val=None, desc="train", w=World()):
 def adversarial_backward(net, model, input_ids, mask, loss_of, weight, eps):
     """Backpropagate the mean of the clean loss and the loss with each review's token embeddings moved by
     ``eps`` times their norm along the clean loss's gradient, normalised per review (adversarial training,
-    Miyato, Dai & Goodfellow 2016). Returns the clean loss. The clean pass's gradients stay on this rank
+    Miyato, Dai & Goodfellow 2016). Returns both losses, clean and moved. The clean pass's gradients stay on this rank
     until the adversarial pass's backward averages both over the ranks."""
     device, keep = input_ids.device, mask.unsqueeze(-1).float()  # (B, T, 1)
     emb = model.tok_emb(input_ids)  # (B, T, C)
@@ -138,8 +138,9 @@ def adversarial_backward(net, model, input_ids, mask, loss_of, weight, eps):
     step = eps * norm(emb.detach() * keep) * grad / norm(grad)  # (B, T, C)
     with autocast(device):
         logits = net(input_ids, attention_mask=mask, inputs_embeds=model.tok_emb(input_ids) + step).logits
-    (loss_of(logits.float()) * weight / 2).backward()
-    return loss
+    moved = loss_of(logits.float())
+    (moved * weight / 2).backward()
+    return loss, moved
 
 
 def rank_share(batch, w):
