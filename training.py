@@ -147,8 +147,7 @@ def model_settings(args, tokenizer, label_names=ModelSettings.label_names):
 
 
 def train_settings(args):
-    return TrainSettings(args.epochs, args.lr, args.batch_size, progress=args.progress,
-                         adversarial=getattr(args, "adversarial", 0.0))
+    return TrainSettings(args.epochs, args.lr, args.batch_size, progress=args.progress)
 
 
 def al_settings(args, strategy, benchmark_draws):

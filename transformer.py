@@ -211,14 +211,12 @@ class TransformerClassifier(PreTrainedModel):
             n -= self.ngram_emb.weight.numel() if self.ngram_emb is not None else 0
         return n
 
-    def encode(self, input_ids, attention_mask, inputs_embeds=None):
-        """Token states ``(B, T, C)`` of ``input_ids`` (at most ``max_len`` tokens) and their mask ``(B, T)``;
-        ``inputs_embeds`` ``(B, T, C)``, when given, stand in for the token embeddings of ``input_ids``."""
+    def encode(self, input_ids, attention_mask):
+        """Token states ``(B, T, C)`` of ``input_ids`` (at most ``max_len`` tokens) and their mask ``(B, T)``."""
         B, T = input_ids.shape  # (B, T)
         keep = attention_mask.bool()  # (B, T)
         pos = torch.arange(T, device=input_ids.device)
-        tok = self.tok_emb(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
-        x = tok + self.pos_emb(pos)  # (B, T, C)
+        x = self.tok_emb(input_ids) + self.pos_emb(pos)  # (B, T, C)
         for order in self.config.ngram_orders if self.ngram_emb is not None else ():
             buckets = hash_ngrams(input_ids, order, self.config.ngram_buckets, self.config.pad_token_id)
             x = x + self.ngram_emb(buckets)  # (B, T, C)
@@ -228,14 +226,12 @@ class TransformerClassifier(PreTrainedModel):
             x = block(x, key_mask)
         return self.ln_f(x), keep  # (B, T, C), (B, T)
 
-    def forward(self, input_ids, attention_mask=None, labels=None, inputs_embeds=None, **kwargs):
+    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if input_ids.shape[1] > self.config.max_len:
-            if inputs_embeds is not None:
-                raise ValueError(f"inputs_embeds of {input_ids.shape[1]} tokens: crop them to max_len={self.config.max_len}")
             input_ids, attention_mask = keep_last_tokens(input_ids, attention_mask, self.config.max_len)
-        x, keep = self.encode(input_ids, attention_mask, inputs_embeds)  # (B, T, C), (B, T)
+        x, keep = self.encode(input_ids, attention_mask)  # (B, T, C), (B, T)
         w = keep.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
         pooled = (x * w).sum(1) / w.sum(1).clamp(min=1.0)  # (B, C)
         logits = self.head(pooled)  # (B, num_labels)

@@ -34,7 +34,7 @@ PROG = "teacher_dev.py"
 DEV_SIZE, DEV_BLOCK, POOL_SIZE = 2000, 100, 12500
 # What a member depends on, and so what a cached member must have been trained with.
 MEMBER_SETTINGS = ("labels", "epochs", "lr", "batch_size", "dropout", "vocab_size", "max_len", "teacher_size", "seed",
-                   "ngram_buckets", "adversarial")
+                   "ngram_buckets")
 
 
 def parse_args(argv=None):
@@ -46,8 +46,6 @@ def parse_args(argv=None):
     p.add_argument("--dropout", type=float, default=training.DROPOUT)
     p.add_argument("--ngram-buckets", type=int, default=0,
                    help="hashed bigram and trigram embeddings added at the teacher's input, this many buckets (0: none)")
-    p.add_argument("--adversarial", type=float, default=0.0,
-                   help="adversarial training's step on the token embeddings, a fraction of their norm (0: none)")
     p.add_argument("--unlabeled", choices=["none", "transfer"], default="none",
                    help="transfer: a seeded subset of IMDB's unlabeled reviews, as many as the pool, joins the "
                         "ensemble's transfer set")
@@ -69,7 +67,6 @@ def main(argv=None):
     with common.user_errors(PROG):
         common.check_range(args, "labels", 1, POOL_SIZE)  # a negative count would slice the pool from its end
         common.check_range(args, "ngram_buckets", 0)
-        common.check_range(args, "adversarial", 0.0)
         training.check_teacher_args(args)
         if args.members is not None:
             store.check_writable(args.members, "--members", folder=True)

@@ -4,7 +4,6 @@ In a multi-process ``World`` (``distributed``) training is data-parallel and pre
 rank calls the same functions in the same order.
 """
 
-import contextlib
 import copy
 import math
 import time
@@ -57,9 +56,6 @@ class TrainSettings:
     batch_size: int
     progress: bool = True
     weight_decay: float = 0.01
-    # Adversarial training (``adversarial_backward``): the step on the token embeddings, as a fraction of their
-    # norm; 0: none.
-    adversarial: float = 0.0
 
 
 def fit(model, ids, loss_fn, train, seed, val=None, desc="train", w=World()):
@@ -91,15 +87,11 @@ def fit(model, ids, loss_fn, train, seed, val=None, desc="train", w=World()):
         for batch in bar:
             idx, weight = rank_share(batch, w)
             input_ids, mask = collate([ids[i] for i in idx], model.config.pad_token_id, device)
+            with autocast(device):
+                logits = net(input_ids, attention_mask=mask).logits
+            loss = loss_fn(logits.float(), idx)
             optimizer.zero_grad(set_to_none=True)
-            if train.adversarial:
-                loss, _ = adversarial_backward(net, model, input_ids, mask, lambda z: loss_fn(z, idx), weight,
-                                            train.adversarial)
-            else:
-                with autocast(device):
-                    logits = net(input_ids, attention_mask=mask).logits
-                loss = loss_fn(logits.float(), idx)
-                (loss * weight).backward()  # DDP averages the ranks' gradients: the batch's mean loss
+            (loss * weight).backward()  # DDP averages the ranks' gradients: the batch's mean loss
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
@@ -118,29 +110,6 @@ def fit(model, ids, loss_fn, train, seed, val=None, desc="train", w=World()):
         history["best_epoch"] = train.epochs
     history["seconds"] = time.perf_counter() - start
     return history
-
-
-def adversarial_backward(net, model, input_ids, mask, loss_of, weight, eps):
-    """Backpropagate the mean of the clean loss and the loss with each review's token embeddings moved by
-    ``eps`` times their norm along the clean loss's gradient, normalised per review (adversarial training,
-    Miyato, Dai & Goodfellow 2016). Returns both losses, clean and moved. The clean pass's gradients stay on this rank
-    until the adversarial pass's backward averages both over the ranks."""
-    device, keep = input_ids.device, mask.unsqueeze(-1).float()  # (B, T, 1)
-    emb = model.tok_emb(input_ids)  # (B, T, C)
-    emb.retain_grad()
-    with net.no_sync() if hasattr(net, "no_sync") else contextlib.nullcontext():
-        with autocast(device):
-            logits = net(input_ids, attention_mask=mask, inputs_embeds=emb).logits
-        loss = loss_of(logits.float())
-        (loss * weight / 2).backward()
-    norm = lambda x: x.flatten(1).norm(dim=1).clamp(min=1e-12)[:, None, None]  # (B, 1, 1)
-    grad = emb.grad * keep  # (B, T, C)
-    step = eps * norm(emb.detach() * keep) * grad / norm(grad)  # (B, T, C)
-    with autocast(device):
-        logits = net(input_ids, attention_mask=mask, inputs_embeds=model.tok_emb(input_ids) + step).logits
-    moved = loss_of(logits.float())
-    (moved * weight / 2).backward()
-    return loss, moved
 
 
 def rank_share(batch, w):

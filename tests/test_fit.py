@@ -5,12 +5,10 @@ import argparse
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from conftest import make_reviews
 
-from labelless.fit import (ModelSettings, TrainSettings, accuracy, adversarial_backward, evaluate, fit, mean_probs,
-                           new_model, predict_logits, warmup_linear_decay)
-from labelless.text import collate
+from labelless.fit import (ModelSettings, TrainSettings, accuracy, evaluate, fit, mean_probs, new_model,
+                           predict_logits, warmup_linear_decay)
 
 
 class Fixed(torch.nn.Module):
@@ -107,37 +105,3 @@ def test_mean_probs_average_probabilities_not_logits():
 def test_accuracy_of_scores():
     assert accuracy([[0.2, 0.8], [0.9, 0.1], [0.5, 0.5]], [1, 0, 0]) == 1.0  # a tie goes to class 0
     assert accuracy(np.array([[1.0, -1.0]]), [1]) == 0.0
-
-
-def test_adversarial_training_steps_uphill_and_learns_from_both_passes(tiny_model_and_tokenizer):
-    model, tok = tiny_model_and_tokenizer
-    texts, labels = make_reviews(16, 2)
-    input_ids, mask = collate([np.array(tok(t, truncation=True)["input_ids"]) for t in texts], tok.pad_token_id, "cpu")
-    y = torch.tensor(labels)
-    model.eval()  # no dropout: the two passes differ by the step alone
-
-    def grads(eps):
-        model.zero_grad()
-        losses = adversarial_backward(model, model, input_ids, mask, lambda z: F.cross_entropy(z, y), 1.0, eps)
-        return [float(x) for x in losses], [p.grad.clone() for p in model.parameters()]
-
-    model.zero_grad()
-    F.cross_entropy(model(input_ids, attention_mask=mask).logits, y).backward()
-    clean_grads = [p.grad.clone() for p in model.parameters()]
-    (clean, moved), still = grads(0.0)
-    assert moved == pytest.approx(clean)
-    for g, h in zip(still, clean_grads):
-        torch.testing.assert_close(g, h)
-    (clean, moved), adversarial = grads(0.05)
-    assert moved > clean + 1e-4  # the step goes up the loss
-    assert any(not torch.allclose(g, h) for g, h in zip(adversarial, clean_grads))
-
-
-def test_fit_trains_adversarially(tiny_model_and_tokenizer):
-    model, tok = tiny_model_and_tokenizer
-    texts, labels = make_reviews(64, 0)
-    ids = [np.array(tok(t, truncation=True)["input_ids"]) for t in texts]
-    y = torch.tensor(labels)
-    history = fit(model, ids, lambda logits, idx: torch.nn.functional.cross_entropy(logits, y[idx]),
-                  TrainSettings(epochs=3, lr=1e-2, batch_size=8, progress=False, adversarial=0.05), seed=0)
-    assert history["train_loss"][-1] < history["train_loss"][0]

@@ -75,20 +75,6 @@ def test_too_long_input_keeps_its_last_tokens(tiny_model_and_tokenizer):
         torch.testing.assert_close(both[1], model(short).logits[0], atol=1e-5, rtol=1e-5)
 
 
-def test_inputs_embeds_stand_in_for_the_token_embeddings(tiny_model_and_tokenizer):
-    model, tok = tiny_model_and_tokenizer
-    ids, mask = batch(tok, ["great film", "an awful boring film"])
-    with torch.no_grad():
-        emb = model.tok_emb(ids)
-        torch.testing.assert_close(model(ids, attention_mask=mask, inputs_embeds=emb).logits,
-                                   model(ids, attention_mask=mask).logits)
-        assert not torch.allclose(model(ids, attention_mask=mask, inputs_embeds=emb + 0.5).logits,
-                                  model(ids, attention_mask=mask).logits)
-    long = torch.randint(5, 100, (1, model.config.max_len + 1))
-    with pytest.raises(ValueError, match="crop them to max_len"):
-        model(long, inputs_embeds=model.tok_emb(long))
-
-
 def test_sizes_and_param_counts():
     t = transformer.TransformerClassifier(transformer.TransformerConfig.from_size("teacher", vocab_size=1000))
     s = transformer.TransformerClassifier(transformer.TransformerConfig.from_size("student", vocab_size=1000))
