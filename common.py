@@ -136,10 +136,11 @@ def add_inference_args(parser):
     parser.add_argument("--warmup", type=int, help="untimed runs before the timed ones")
     parser.add_argument("--repeats", type=int, help="timed runs (one run = every review once)")
     parser.add_argument("--both", action="store_true",
-                        help="time the student, vanilla and the bar in turn in this process; quote the median ratios")
+                        help="time the student against vanilla and the bar in this process, in back-to-back pairs of "
+                             "passes; quote the median ratios")
     parser.add_argument("--pair-seconds", type=float,
-                        help="with --both: seconds of end-to-end passes run back to back, the student and each other "
-                             "model in turn")
+                        help="with --both: seconds of passes run back to back, the student and each other model in "
+                             "turn, per measure")
     parser.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=RUNTIMES,
                         help="what runs the two Transformers: torch, or ONNX Runtime on model.onnx or model.int8.onnx")
     return parser

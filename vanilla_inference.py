@@ -3,9 +3,9 @@
 Measures on a seeded, stratified sample of the IMDB test split, exactly as ``compare_student.py``
 measures the student: the same sample (same fingerprint), the same code
 (``labelless.timing``). Appends one ``results.txt`` line per batch size; if a comparable student
-measurement is there, prints the side-by-side comparison. ``--both`` times the student, vanilla and the
-bar alternately in this process and reports the median speedups, end to end over passes run back to
-back in pairs: the numbers to quote.
+measurement is there, prints the side-by-side comparison. ``--both`` times the student against vanilla and
+the bar in this process, passes run back to back in pairs, and reports the median speedups: the numbers
+to quote.
 
     python vanilla_inference.py --preset smoke --data ../shared/data/imdb
     python vanilla_inference.py --both --threads 2

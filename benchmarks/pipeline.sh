@@ -26,6 +26,6 @@ if [ -e "$out/results.txt" ]; then mv "$out/results.txt" "$out/results.prev.txt"
     "${launch[@]}" "$script" --preset "$preset" --out-dir "$out/checkpoints" --results "$out/results.txt" --no-progress "$@"
     echo "# wall time $script: $(python -c "print(f'{$(date +%s.%N) - $start:.0f}')") s"
   done
-  # The number to quote: both models timed alternately in one process, median of per-pair ratios.
+  # The numbers to quote: the student against each model in back-to-back pairs of passes, median ratios.
   python compare_student.py --preset "$preset" --out-dir "$out/checkpoints" --results "$out/results.txt" --no-progress --both "$@"
 } 2>&1 | tee "$out/log.txt"

@@ -7,12 +7,12 @@ text (``serve.Served.predict``; the median pass over at least ``E2E_MIN_SECONDS`
 tokenizing reported) and end-to-end latency one review at a time, the number a web
 service sees; parameters, weights size, peak memory. Each model gets one ``results.txt`` line per
 batch size; measurements are compared only when they share data, threads, device and (between the two
-Transformers) runtime. ``both`` times the models alternately (A B C A B C ...) and reports the median
-of the per-round ratios; its end-to-end ratios come from passes run back to back, the student and one
-other model in turn (``paired_passes``): the numbers to quote on a shared machine.
+Transformers) runtime. ``both`` takes every ratio from passes run back to back, the student and one other
+model in turn (``paired_passes``), and reports the median over the pairs: the numbers to quote on a shared
+machine.
 """
 
-import dataclasses
+import functools
 import itertools
 import time
 import uuid
@@ -35,10 +35,10 @@ SCRIPTS = {"student": "compare_student.py", "vanilla": "vanilla_inference.py"}
 # A fast model's end-to-end pass lasts a fraction of a second, one draw from a noisy clock: its median pass
 # is taken over at least this many seconds of passes.
 E2E_MIN_SECONDS = 2.0
-# On a shared machine the speed of a pass drifts by a third within a minute, and a round of ``both`` spends
-# tens of seconds between one model's end-to-end passes and the next's. Passes run back to back see the same
-# drift: ``both`` takes its end-to-end ratios from at least this many such pairs (and ``pair_seconds``).
-E2E_PAIRS = 5
+# On a shared machine the speed of a pass drifts by a third within a minute, so two models timed minutes
+# apart are not comparable. Passes run back to back see the same drift: ``both`` takes each ratio from at
+# least this many such pairs (and ``pair_seconds``).
+MIN_PAIRS = 5
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class TimingSettings:
     progress: bool = True
     runtime: str = "torch"
     columns: Columns = Columns()
-    pair_seconds: float = 20.0  # ``both``: seconds of back-to-back end-to-end passes per pair of models, at least
+    pair_seconds: float = 20.0  # ``both``: seconds of back-to-back passes per pair of models and measure, at least
 
 
 def time_runs(run_batch, batches, warmup, repeats, sync=None, progress_bar=False, desc="time", min_seconds=0.0):
@@ -110,9 +110,8 @@ def as_requests(texts, size):
     return [texts[i:i + size] for i in range(0, len(texts), size)]
 
 
-def benchmark(served, texts, labels, settings, device, batched_e2e=True):
-    """Accuracy, model-only speed per batch size, end-to-end speed and latency of one ``Served`` model
-    (without the end-to-end speed in requests where ``batched_e2e`` is False: ``both`` pairs its passes)."""
+def benchmark(served, texts, labels, settings, device):
+    """Accuracy, model-only speed per batch size, end-to-end speed and latency of one ``Served`` model."""
     sync = torch.cuda.synchronize if device.type == "cuda" else None
     texts = list(texts)
     inputs = served.inputs(texts)
@@ -127,40 +126,53 @@ def benchmark(served, texts, labels, settings, device, batched_e2e=True):
         out["per_batch_size"][bs] = summarise(timing, len(texts), n_tokens)
 
     # End to end: raw text in, labels out, in the order users send it, in requests and one at a time.
-    if batched_e2e:
-        chunks = as_requests(texts, settings.e2e_batch_size)
-        time_runs(served.predict, chunks, settings.warmup, 0, sync)  # warm-up, kept out of the clock too
-        served.clock = dict.fromkeys(served.clock, 0.0)
-        timing = time_runs(served.predict, chunks, 0, settings.repeats, sync, settings.progress, "end to end",
-                           min_seconds=E2E_MIN_SECONDS)
-        out["e2e_reviews_per_s"] = summarise(timing, len(texts), n_tokens)["reviews_per_s"]
-        total = sum(served.clock.values())
-        out["e2e_tokenize_share"], out["e2e_batching_share"], out["e2e_model_share"] = (
-            served.clock[key] / total for key in ("prepare", "batch", "model"))
+    chunks = as_requests(texts, settings.e2e_batch_size)
+    time_runs(served.predict, chunks, settings.warmup, 0, sync)  # warm-up, kept out of the clock too
+    served.clock = dict.fromkeys(served.clock, 0.0)
+    timing = time_runs(served.predict, chunks, 0, settings.repeats, sync, settings.progress, "end to end",
+                       min_seconds=E2E_MIN_SECONDS)
+    out["e2e_reviews_per_s"] = summarise(timing, len(texts), n_tokens)["reviews_per_s"]
+    total = sum(served.clock.values())
+    out["e2e_tokenize_share"], out["e2e_batching_share"], out["e2e_model_share"] = (
+        served.clock[key] / total for key in ("prepare", "batch", "model"))
     timing = time_runs(served.predict, [[t] for t in texts], 0, settings.repeats, sync, settings.progress, "one by one")
     one = summarise(timing, len(texts), n_tokens)
     out["e2e_latency_ms_p50"], out["e2e_latency_ms_p95"] = one["latency_ms_p50"], one["latency_ms_p95"]
     return out
 
 
-def paired_passes(first, second, texts, settings, sync=None):
-    """Seconds of end-to-end passes over ``texts`` (requests of ``e2e_batch_size``) of two ``Served`` models run
-    back to back, the order alternating, until there are ``E2E_PAIRS`` pairs and ``pair_seconds`` have passed:
-    ``(first_seconds, second_seconds)``, arrays of one entry per pair."""
-    chunks = as_requests(texts, settings.e2e_batch_size)
+def timed_passes(served, texts, settings, sync=None):
+    """One timed pass over ``texts`` of each measure of ``both``, as callables returning the pass's cost in
+    seconds: ``bs{B}``, the model alone in batches of B (inputs prepared beforehand); ``e2e``, raw text in
+    requests of ``e2e_batch_size``; ``e2e_latency``, one review at a time, whose cost is the median review's."""
 
-    def one_pass(served):
-        return time_runs(served.predict, chunks, 0, 1, sync)["run_seconds"][0]
+    def seconds(run_batch, batches):
+        return time_runs(run_batch, batches, 0, 1, sync)["run_seconds"][0]
 
-    one_pass(first)  # warm-up
-    one_pass(second)
-    seconds = {first: [], second: []}
+    def median_review():
+        return float(np.median(time_runs(served.predict, [[t] for t in texts], 0, 1, sync)["latencies"]))
+
+    inputs = served.inputs(texts)
+    lengths = served.lengths(inputs)
+    passes = {f"bs{bs}": functools.partial(seconds, served.scores, [served.batch(inputs, b) for b in
+                                                                    length_batches(lengths, bs)])
+              for bs in settings.batch_sizes}
+    return passes | {"e2e": functools.partial(seconds, served.predict, as_requests(texts, settings.e2e_batch_size)),
+                     "e2e_latency": median_review}
+
+
+def paired_passes(first, second, min_seconds):
+    """The costs of passes ``first()`` and ``second()`` run back to back, the order alternating, until there are
+    ``MIN_PAIRS`` pairs and ``min_seconds`` have passed, after one untimed pass of each: ``(first_costs,
+    second_costs)``, arrays of one entry per pair."""
+    first(), second()  # warm-up
+    costs = {first: [], second: []}
     start = time.perf_counter()
-    while len(seconds[first]) < E2E_PAIRS or time.perf_counter() - start < settings.pair_seconds:
+    while len(costs[first]) < MIN_PAIRS or time.perf_counter() - start < min_seconds:
         # The order alternates, so that neither model always runs right after the other.
-        for served in (first, second) if len(seconds[first]) % 2 == 0 else (second, first):
-            seconds[served].append(one_pass(served))
-    return np.asarray(seconds[first]), np.asarray(seconds[second])
+        for one_pass in (first, second) if len(costs[first]) % 2 == 0 else (second, first):
+            costs[one_pass].append(one_pass())
+    return np.asarray(costs[first]), np.asarray(costs[second])
 
 
 def peak_memory_mb(device):
@@ -270,7 +282,7 @@ def run_timing(settings, name, prog, device):
     say(f"{prog}: {len(sample[1])} {split} texts (fingerprint {sample[3]}), {torch.get_num_threads()} threads, "
         f"{device}, runtime {settings.runtime}")
     if settings.both:
-        return compare_alternately(settings, prog, names, sample, device, run_id)
+        return compare_in_pairs(settings, prog, names, sample, device, run_id)
     measured = {n: measure(settings, n, sample, device, run_id) for n in names}
     append_results(settings.results, prog, [line for lines, _ in measured.values() for line in lines])
     for n, (_, result) in measured.items():
@@ -312,51 +324,41 @@ def print_single(name, result):
           f"p50 {result['e2e_latency_ms_p50']:.2f} ms, p95 {result['e2e_latency_ms_p95']:.2f} ms")
 
 
-def compare_alternately(settings, prog, names, sample, device, run_id):
-    """Measure the models in turn, ``repeats`` rounds of one timed run each, and report the student's
-    speedup over each other model in every round and its median: drift on a shared machine hits every
-    model of a round. The end-to-end speedups come from ``paired_passes`` instead, one ratio per pair,
-    reported with the pairs' quartiles."""
+def compare_in_pairs(settings, prog, names, sample, device, run_id):
+    """The student's speedup over each other model, measure by measure (``timed_passes``), from passes run back
+    to back (``paired_passes``): drift on a shared machine hits both passes of a pair. Each ratio is the median
+    over the pairs, reported with their quartiles and count."""
     _, texts, labels, data_fp = sample
     texts = list(texts)
     served = {name: load_served(settings, name, device) for name in names}
-    one_run = dataclasses.replace(settings, repeats=1, progress=False)
-    runs = {name: [] for name in names}
-    for _ in progress(range(settings.repeats), settings.progress, desc="rounds"):
-        for name in names:
-            runs[name].append(benchmark(served[name], texts, labels, one_run, device, batched_e2e=False))
+    acc = {name: float((s.predict(texts) == np.asarray(labels)).mean()) for name, s in served.items()}
     sync = torch.cuda.synchronize if device.type == "cuda" else None
-    ratios, passes = {}, {}
+    student = timed_passes(served["student"], texts, settings, sync)
+    ratios, speeds = {}, {}
     for other, prefix in (("vanilla", "speedup"), ("bar", "vs_bar")):
-        if other not in runs:
+        if other not in served:
             continue
-        pairs = list(zip(runs["student"], runs[other]))
-        for bs in settings.batch_sizes:
-            ratios[f"{prefix}_bs{bs}"] = [s["per_batch_size"][bs]["reviews_per_s"] / o["per_batch_size"][bs]["reviews_per_s"]
-                                          for s, o in pairs]
-        student_s, other_s = paired_passes(served["student"], served[other], texts, settings, sync)
-        ratios[f"{prefix}_e2e"], passes[other] = (other_s / student_s).tolist(), (student_s, other_s)
-        ratios[f"{prefix}_e2e_latency"] = [o["e2e_latency_ms_p50"] / s["e2e_latency_ms_p50"] for s, o in pairs]
+        theirs = timed_passes(served[other], texts, settings, sync)
+        for measure in progress(student, settings.progress, desc=f"student against {other}", leave=False):
+            student_cost, other_cost = paired_passes(student[measure], theirs[measure], settings.pair_seconds)
+            ratios[f"{prefix}_{measure}"] = (other_cost / student_cost).tolist()
+            if measure == "e2e":
+                speeds[other] = (len(texts) / student_cost, len(texts) / other_cost)
     medians = {key: float(np.median(vals)) for key, vals in ratios.items()}
-    quartiles = {f"{key}_{q}": float(np.percentile(vals, p)) for key, vals in ratios.items() if key.endswith("_e2e")
+    quartiles = {f"{key}_{q}": float(np.percentile(vals, p)) for key, vals in ratios.items()
                  for q, p in (("q1", 25), ("q3", 75))}
-    acc = {name: runs[name][0]["accuracy"] for name in runs}
-    e2e_pairs = {f"{n}_e2e_pairs": len(s) for n, (s, _) in passes.items()}
+    counts = {f"{key}_pairs": len(vals) for key, vals in ratios.items()}
     append_results(settings.results, prog, [dict(
-        model="pair", runtime=settings.runtime, n_reviews=len(texts), data_fingerprint=data_fp, pairs=settings.repeats,
-        **medians, **quartiles, **e2e_pairs, **{f"accuracy_{n}": a for n, a in acc.items()},
-        threads=torch.get_num_threads(), device=device.type, run_id=run_id)])
-    print(f"\nthe student against each model, measured in turn in one process ({settings.repeats} rounds, "
-          f"runtime {settings.runtime}):")
+        model="pair", runtime=settings.runtime, n_reviews=len(texts), data_fingerprint=data_fp, **medians,
+        **quartiles, **counts, **{f"accuracy_{n}": a for n, a in acc.items()}, threads=torch.get_num_threads(),
+        device=device.type, run_id=run_id)])
+    print(f"\nthe student against each model, passes run back to back in pairs in one process (runtime {settings.runtime}):")
     for key, vals in ratios.items():
-        if key.endswith("_e2e"):
-            print(f"  {key:>22}: median {medians[key]:.2f}x  ({len(vals)} back-to-back pairs of passes; quartiles "
-                  f"{quartiles[key + '_q1']:.2f}-{quartiles[key + '_q3']:.2f}x)")
-        else:
-            print(f"  {key:>22}: median {medians[key]:.2f}x  (rounds: {', '.join(f'{v:.2f}' for v in vals)})")
-    for other, (student_s, other_s) in passes.items():
-        print(f"  {'':>22}  end to end, reviews/s in those passes: student {_spread(len(texts) / student_s)}, "
-              f"{other} {_spread(len(texts) / other_s)}")
+        print(f"  {key:>22}: median {medians[key]:.2f}x  (quartiles {quartiles[key + '_q1']:.2f}-"
+              f"{quartiles[key + '_q3']:.2f}x; {len(vals)} pairs)")
+    for other, (student_rate, other_rate) in speeds.items():
+        print(f"  {'':>22}  end to end, reviews/s in those passes: student {_spread(student_rate)}, "
+              f"{other} {_spread(other_rate)}")
     print("  accuracy: " + ", ".join(f"{n} {a:.4f}" for n, a in acc.items()))
     return {"ratios": ratios, "medians": medians, "quartiles": quartiles, "accuracy": acc}
 

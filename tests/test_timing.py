@@ -1,7 +1,5 @@
 """labelless.timing: run statistics against a fake clock, the sample, what may be compared."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -72,28 +70,58 @@ class DriftingModel:
     def __init__(self, name, per_review, clock, log, slow_from):
         self.name, self.per_review, self.clock, self.log, self.slow_from = name, per_review, clock, log, slow_from
 
+    def cost(self, texts):
+        return self.per_review * len(texts) * (2.0 if self.clock.now >= self.slow_from else 1.0)
+
     def predict(self, texts):
         self.log.append(self.name)
-        self.clock.now += self.per_review * len(texts) * (2.0 if self.clock.now >= self.slow_from else 1.0)
+        self.clock.now += self.cost(texts)
+
+    # Model-only measures: inputs prepared beforehand, the model alone at 0.2 of the end-to-end cost.
+    def inputs(self, texts):
+        return list(texts)
+
+    def lengths(self, inputs):
+        return [len(t) for t in inputs]
+
+    def batch(self, inputs, rows):
+        return [inputs[i] for i in rows]
+
+    def scores(self, batch):
+        self.clock.now += 0.2 * self.cost(batch)
 
 
-def test_paired_passes_cancel_drift_and_alternate(monkeypatch, tmp_path):
+def test_paired_passes_cancel_drift_and_alternate(monkeypatch):
     clock, log = FakeClock(), []
     monkeypatch.setattr(timing.time, "perf_counter", clock)
     student = DriftingModel("s", 0.001, clock, log, slow_from=1.0)
     bar = DriftingModel("b", 0.00125, clock, log, slow_from=1.0)  # the student is 1.25x the bar's speed
-    settings = timing.TimingSettings(tmp_path, tmp_path / "r.txt", None, 1, 64, (1,), e2e_batch_size=32,
-                                     pair_seconds=2.0)
-    student_s, bar_s = timing.paired_passes(student, bar, ["a review"] * 64, settings)
+
+    def e2e(served):
+        return lambda: timing.time_runs(served.predict, [["a review"] * 32] * 2, 0, 1)["run_seconds"][0]
+
+    student_s, bar_s = timing.paired_passes(e2e(student), e2e(bar), min_seconds=2.0)
     # Passes of 64 reviews in requests of 32: 0.064 s and 0.08 s, then twice as long once the machine slows.
-    assert len(student_s) == len(bar_s) >= timing.E2E_PAIRS and student_s.sum() + bar_s.sum() >= 2.0 - 0.2
+    assert len(student_s) == len(bar_s) >= timing.MIN_PAIRS and student_s.sum() + bar_s.sum() >= 2.0 - 0.2
     ratios = bar_s / student_s
     assert np.median(ratios) == pytest.approx(1.25)  # whatever the drift: only a pair across the change differs
     assert set(student_s.round(3)) >= {0.064, 0.128}  # the drift was there
     passes = log[4:][::2]  # one name per pass of two requests, after the warm-up pass of each
     assert passes[:6] == ["s", "b", "b", "s", "s", "b"]  # neither always runs right after the other
-    quick = dataclasses.replace(settings, pair_seconds=0.0)
-    assert len(timing.paired_passes(student, bar, ["a review"] * 64, quick)[0]) == timing.E2E_PAIRS
+    assert len(timing.paired_passes(e2e(student), e2e(bar), min_seconds=0.0)[0]) == timing.MIN_PAIRS
+
+
+def test_every_measure_of_both_times_the_model_its_way(monkeypatch, tmp_path):
+    clock, log = FakeClock(), []
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    model = DriftingModel("s", 0.001, clock, log, slow_from=1e9)
+    settings = timing.TimingSettings(tmp_path, tmp_path / "r.txt", None, 1, 64, (1, 16), e2e_batch_size=32)
+    passes = timing.timed_passes(model, ["a review"] * 64, settings)
+    assert list(passes) == ["bs1", "bs16", "e2e", "e2e_latency"]
+    assert passes["bs1"]() == pytest.approx(passes["bs16"]()) == pytest.approx(0.2 * 0.064)  # the model alone
+    assert not log  # model-only passes send no request
+    assert passes["e2e"]() == pytest.approx(0.064) and log == ["s", "s"]  # two requests of 32
+    assert passes["e2e_latency"]() == pytest.approx(0.001) and len(log) == 2 + 64  # one review at a time
 
 
 def test_sample_is_seeded_stratified_and_fingerprinted(parquet_dir):
