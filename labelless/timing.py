@@ -165,7 +165,8 @@ def paired_passes(first, second, min_seconds):
     """The costs of passes ``first()`` and ``second()`` run back to back, the order alternating, until there are
     ``MIN_PAIRS`` pairs and ``min_seconds`` have passed, after one untimed pass of each: ``(first_costs,
     second_costs)``, arrays of one entry per pair."""
-    first(), second()  # warm-up
+    first()  # warm-up
+    second()
     costs = {first: [], second: []}
     start = time.perf_counter()
     while len(costs[first]) < MIN_PAIRS or time.perf_counter() - start < min_seconds:
