@@ -54,6 +54,8 @@ class TransformerConfig(PreTrainedConfig):
         attn_dropout=0.0,
         ngram_buckets=0,
         ngram_orders=(2, 3),
+        bag_dim=0,
+        bag_buckets=131072,
         initializer_range=0.02,
         pad_token_id=0,
         **kwargs,
@@ -77,6 +79,9 @@ class TransformerConfig(PreTrainedConfig):
         # every order in ``ngram_orders`` that ends there, so the first layer sees phrases, not only words.
         self.ngram_buckets = ngram_buckets
         self.ngram_orders = list(ngram_orders)
+        # A bag of n-grams beside the encoder (0 dimensions: none): its logits are added to the encoder's.
+        self.bag_dim = bag_dim
+        self.bag_buckets = bag_buckets
         self.initializer_range = initializer_range
         kwargs.setdefault("id2label", {0: "neg", 1: "pos"})
         kwargs.setdefault("label2id", {"neg": 0, "pos": 1})
@@ -140,6 +145,26 @@ class EncoderBlock(nn.Module):
         return x  # (B, T, C)
 
 
+class NgramBag(nn.Module):
+    """fastText beside the encoder (Joulin et al. 2017): the mean embedding of a review's tokens and hashed token
+    bigrams, then a linear layer to the classes. The encoder reads phrases only through attention learned from
+    the labels; this sums a weight per n-gram present, as the bag-of-n-grams models that do well on IMDB do."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.emb = nn.Embedding(config.vocab_size + config.bag_buckets, config.bag_dim)  # tokens, then bigrams
+        self.head = nn.Linear(config.bag_dim, config.num_labels)
+
+    def forward(self, input_ids, keep):
+        c = self.config
+        bigrams = c.vocab_size + hash_ngrams(input_ids, 2, c.bag_buckets, c.pad_token_id)  # (B, T)
+        grams = torch.cat([input_ids, bigrams], 1)  # (B, 2T)
+        w = torch.cat([keep, keep], 1).unsqueeze(-1).to(self.emb.weight.dtype)  # (B, 2T, 1): real tokens only
+        pooled = (self.emb(grams) * w).sum(1) / w.sum(1).clamp(min=1.0)  # (B, bag_dim)
+        return self.head(pooled)  # (B, num_labels)
+
+
 def keep_last_tokens(input_ids, attention_mask, max_len):
     """Crop each row to its last ``max_len`` real tokens, whatever the padding side.
 
@@ -170,7 +195,7 @@ def hash_ngrams(input_ids, order, buckets, pad_id):
 
 
 class TransformerClassifier(PreTrainedModel):
-    """Embeddings -> encoder blocks -> mean over non-pad tokens -> 2 logits."""
+    """Embeddings -> encoder blocks -> mean over non-pad tokens -> 2 logits (+ the logits of a bag of n-grams)."""
 
     config_class = TransformerConfig
     base_model_prefix = "encoder"
@@ -186,6 +211,7 @@ class TransformerClassifier(PreTrainedModel):
         self.blocks = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, config.num_labels)
+        self.bag = NgramBag(config) if config.bag_dim else None
         self.post_init()
 
     def _init_weights(self, module):
@@ -209,6 +235,7 @@ class TransformerClassifier(PreTrainedModel):
         if non_embedding:
             n -= self.tok_emb.weight.numel() + self.pos_emb.weight.numel()
             n -= self.ngram_emb.weight.numel() if self.ngram_emb is not None else 0
+            n -= self.bag.emb.weight.numel() if self.bag is not None else 0
         return n
 
     def encode(self, input_ids, attention_mask):
@@ -235,6 +262,8 @@ class TransformerClassifier(PreTrainedModel):
         w = keep.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
         pooled = (x * w).sum(1) / w.sum(1).clamp(min=1.0)  # (B, C)
         logits = self.head(pooled)  # (B, num_labels)
+        if self.bag is not None:
+            logits = logits + self.bag(input_ids, keep)  # (B, num_labels)
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
 

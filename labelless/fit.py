@@ -5,12 +5,15 @@ rank calls the same functions in the same order.
 """
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 import transformer
 
@@ -110,6 +113,38 @@ def fit(model, ids, loss_fn, train, seed, val=None, desc="train", w=World()):
         history["best_epoch"] = train.epochs
     history["seconds"] = time.perf_counter() - start
     return history
+
+
+# The bag of n-grams (``with_bag``): fastText's dimension, and a table learning at 10x the encoder's rate (each
+# bucket sees a few reviews an epoch; JOURNAL, "A bag of n-grams beside the encoder").
+BAG_DIM, BAG_BUCKETS = 16, 131072
+BAG_TRAIN = TrainSettings(epochs=2, lr=1e-2, batch_size=32)
+
+
+class BagAlone(torch.nn.Module):
+    """A model's bag of n-grams as a model of its own, for ``fit``: the encoder is neither run nor changed."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.bag, self.config = model.bag, model.config
+
+    def forward(self, input_ids, attention_mask):
+        return SequenceClassifierOutput(logits=self.bag(input_ids, attention_mask.bool()))
+
+
+def with_bag(model, ids, labels, seed, progress=False, w=World()):
+    """A copy of ``model`` with a bag of n-grams beside its encoder, the bag fitted on token ids ``ids`` and
+    ``labels`` by itself: two different models of the same labels, their logits added in one."""
+    config = copy.deepcopy(model.config)
+    config.bag_dim, config.bag_buckets = BAG_DIM, BAG_BUCKETS
+    torch.manual_seed(seed)
+    hybrid = transformer.TransformerClassifier(config).to(model.device)
+    missing, unexpected = hybrid.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("bag.") for k in missing)
+    y = torch.as_tensor(np.asarray(labels)).long().to(model.device)
+    fit(BagAlone(hybrid), ids, lambda logits, idx: F.cross_entropy(logits, y[idx]),
+        dataclasses.replace(BAG_TRAIN, progress=progress), seed, desc="bag of n-grams", w=w)
+    return hybrid
 
 
 def rank_share(batch, w):
