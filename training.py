@@ -10,6 +10,8 @@ labels are used (or, with ``--stop-when-stable``, its predictions settle). The
 validation set (whole runs of adjacent training rows, so mostly other movies than the pool's) counts
 against that budget; the test split is used only for the final report. With ``--ensemble K``, K - 1
 more teachers are then trained on the final labels and all K distilled into one on the whole pool.
+Last, a bag of n-grams is fitted on the same labels by itself and added beside the teacher's encoder (its
+logits summed with the encoder's; the results line reports the encoder alone too).
 IMDB's unlabeled reviews (``--unlabeled imdb``) add texts, never labels: they join the ensemble's
 transfer set (and ``origi.py``'s); they are never queried or evaluated.
 
@@ -36,7 +38,7 @@ from labelless.active import ALData, ALSettings
 from labelless.bar import fit_bar
 from labelless.curves import curve_summary, label_savings, plot_curves
 from labelless.data import DataSettings, Reviews, encode_rows, partition, unlabeled_subset
-from labelless.fit import ModelSettings, TrainSettings, accuracy, evaluate
+from labelless.fit import ModelSettings, TrainSettings, accuracy, evaluate, with_bag
 from labelless.runtime import say
 from labelless.sources import data_source, load_corpus, load_unlabeled
 from labelless.strategies import STRATEGIES
@@ -232,10 +234,15 @@ def run_one(args, strategy, seed, data, corpus):
     if "result" not in state:
         start = time.perf_counter()
         final = state.get("ensemble_step", state["rounds"][-1])
-        test_acc = evaluate(model, data.test.ids, data.test.labels, w=data.world) if len(data.test) else None
+        test = lambda m: evaluate(m, data.test.ids, data.test.labels, w=data.world) if len(data.test) else None
+        # The encoder's accuracy without the bag beside it is the bag's ablation, measured in the same run.
+        encoder = {"encoder_" + k: v for k, v in tested(test(model)).items()} | {"encoder_val_acc": final["val_acc"]}
+        labeled = state["labeled"]
+        model = with_bag(model, [data.pool.ids[i] for i in labeled], data.pool.labels[labeled], seed, w=data.world)
         state["result"] = dict(
             model="teacher", strategy=strategy, labels_used=final["labels_used"], pool_size=len(data.pool),
-            rounds=len(state["rounds"]) - 1, **tested(test_acc), val_acc=final["val_acc"], params=model.num_params(),
+            rounds=len(state["rounds"]) - 1, **tested(test(model)),
+            val_acc=evaluate(model, data.val.ids, data.val.labels, w=data.world), **encoder, params=model.num_params(),
             train_seconds=state.get("seconds", 0.0) + time.perf_counter() - start, seed=seed, preset=args.preset,
             retrain="cold", self_distilled="ensemble_step" in state,
             ensemble=args.ensemble if "ensemble_step" in state else 1, unlabeled=n_unlabeled(data),

@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import make_reviews
 
-from labelless.fit import (ModelSettings, TrainSettings, accuracy, evaluate, fit, mean_probs, new_model,
-                           predict_logits, warmup_linear_decay)
+from labelless.fit import (BagAlone, ModelSettings, TrainSettings, accuracy, evaluate, fit, mean_probs, new_model,
+                           predict_logits, warmup_linear_decay, with_bag)
 
 
 class Fixed(torch.nn.Module):
@@ -105,3 +105,16 @@ def test_mean_probs_average_probabilities_not_logits():
 def test_accuracy_of_scores():
     assert accuracy([[0.2, 0.8], [0.9, 0.1], [0.5, 0.5]], [1, 0, 0]) == 1.0  # a tie goes to class 0
     assert accuracy(np.array([[1.0, -1.0]]), [1]) == 0.0
+
+
+def test_with_bag_fits_the_bag_alone_beside_an_unchanged_encoder(tiny_model_and_tokenizer):
+    model, tok = tiny_model_and_tokenizer
+    texts, labels = make_reviews(64, 0)
+    ids = [np.array(tok(t, truncation=True)["input_ids"]) for t in texts]
+    hybrid = with_bag(model, ids, labels, seed=0)
+    assert hybrid is not model and hybrid.config.bag_dim > 0 and model.bag is None
+    assert all(torch.equal(hybrid.state_dict()[k], v) for k, v in model.state_dict().items())
+    bag_alone = predict_logits(BagAlone(hybrid), ids)
+    assert accuracy(bag_alone, labels) >= 0.9  # the reviews are learnable from their words
+    again = with_bag(model, ids, labels, seed=0)
+    assert all(torch.equal(p, q) for p, q in zip(hybrid.parameters(), again.parameters()))

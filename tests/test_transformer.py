@@ -184,3 +184,33 @@ def test_a_model_with_ngrams_reloads_and_exports_with_identical_logits(tiny_mode
     onnx = ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"input_ids": ids.numpy(),
                                                                        "attention_mask": mask.numpy()})[0]
     np.testing.assert_allclose(onnx, expected.numpy(), atol=1e-5)
+
+
+def test_a_bag_of_ngrams_adds_its_logits_ignores_padding_and_reloads(tiny_model_and_tokenizer, tmp_path):
+    _, tok = tiny_model_and_tokenizer
+    torch.manual_seed(0)
+    config = transformer.TransformerConfig.from_size("tiny", vocab_size=len(tok), max_len=32, bag_dim=4, bag_buckets=101,
+                                                     pad_token_id=tok.pad_token_id)
+    model = transformer.TransformerClassifier(config).eval()
+    with torch.no_grad():
+        model.bag.emb.weight.mul_(50)  # loud enough to show
+    ids, mask = batch(tok, ["a great film", "dull and boring, a waste"])
+    with torch.no_grad():
+        logits = model(ids, attention_mask=mask).logits
+        bag = model.bag(ids, mask.bool())
+        model.bag.head.weight.zero_(), model.bag.head.bias.zero_()
+        encoder = model(ids, attention_mask=mask).logits
+        model.bag.head.load_state_dict(transformer.TransformerClassifier(config).bag.head.state_dict())
+    torch.testing.assert_close(logits, encoder + bag)
+    assert not torch.allclose(bag[0], bag[1])
+    one, _ = batch(tok, ["a great film"])
+    with torch.no_grad():
+        padded = model.bag(torch.cat([one, torch.full((1, 3), tok.pad_token_id)], 1),
+                           torch.tensor([[True] * one.shape[1] + [False] * 3]))
+        torch.testing.assert_close(model.bag(one, torch.ones_like(one, dtype=torch.bool)), padded)
+    assert model.num_params() - model.num_params(non_embedding=True) == \
+        (len(tok) + 32) * config.d_model + (len(tok) + 101) * 4
+    folder = save_checkpoint(model, tok, tmp_path / "m", {})
+    loaded, _, _ = load_checkpoint(folder, "test.py")
+    with torch.no_grad():
+        assert torch.equal(model(ids, attention_mask=mask).logits, loaded(ids, attention_mask=mask).logits)
