@@ -132,15 +132,24 @@ class BagAlone(torch.nn.Module):
         return SequenceClassifierOutput(logits=self.bag(input_ids, attention_mask.bool()))
 
 
-def with_bag(model, ids, labels, seed, progress=False, w=World()):
-    """A copy of ``model`` with a bag of n-grams beside its encoder, the bag fitted on token ids ``ids`` and
-    ``labels`` by itself: two different models of the same labels, their logits added in one."""
+def beside(model, bag=None, seed=0):
+    """A copy of ``model`` with a bag of n-grams beside its encoder: a copy of ``bag`` (another model's, for the same
+    tokenizer), else a fresh one drawn from ``seed``."""
     config = copy.deepcopy(model.config)
-    config.bag_dim, config.bag_buckets = BAG_DIM, BAG_BUCKETS
+    config.bag_dim, config.bag_buckets = (bag.config.bag_dim, bag.config.bag_buckets) if bag else (BAG_DIM, BAG_BUCKETS)
     torch.manual_seed(seed)
     hybrid = transformer.TransformerClassifier(config).to(model.device)
     missing, unexpected = hybrid.load_state_dict(model.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("bag.") for k in missing)
+    if bag is not None:
+        hybrid.bag.load_state_dict(bag.state_dict())
+    return hybrid
+
+
+def with_bag(model, ids, labels, seed, progress=False, w=World()):
+    """A copy of ``model`` with a bag of n-grams beside its encoder, the bag fitted on token ids ``ids`` and
+    ``labels`` by itself: two different models of the same labels, their logits added in one."""
+    hybrid = beside(model, seed=seed)
     y = torch.as_tensor(np.asarray(labels)).long().to(model.device)
     fit(BagAlone(hybrid), ids, lambda logits, idx: F.cross_entropy(logits, y[idx]),
         dataclasses.replace(BAG_TRAIN, progress=progress), seed, desc="bag of n-grams", w=w)
