@@ -8,7 +8,9 @@ active learning revealed (read from the teacher's ``al_history.json``); unreveal
 Unless ``--skip-baseline``, the same student is also trained without a teacher on the revealed labels
 only (``student_no_kd``): the ablation that shows what distillation bought. The student can read fewer
 tokens than the teacher (``--max-len``; 256 on ``full``, where the teacher reads 512): the teacher's soft labels
-come from whole reviews, the student learns them from each review's end and serves faster.
+come from whole reviews, the student learns them from each review's end and serves faster. A teacher with a bag
+of n-grams beside its encoder (``training.py``) gives its encoder's logits as the soft labels, and both students
+get the bag itself: a student too small to learn a sum of n-gram weights from soft labels carries it instead.
 
 Writes ``<out-dir>/student/`` (and ``<out-dir>/student_no_kd/``), each with ONNX copies, and one ``results.txt``
 line per model. Run again after an interruption, the same command reuses a model it already trained.
@@ -30,7 +32,8 @@ import transformer
 from labelless import UserError, distributed, store
 from labelless.data import Reviews, encode_rows, unlabeled_subset
 from labelless.distill import ALPHA, TEMPERATURE, DistillSettings, distil
-from labelless.fit import ModelSettings, TrainSettings, accuracy, fit, new_model, predict_logits
+from labelless.fit import (ModelSettings, TrainSettings, accuracy, beside, encoder_logits, evaluate, fit, new_model,
+                           predict_logits)
 from labelless.runtime import say
 from labelless.sources import data_source, load_corpus, load_unlabeled
 from labelless.text import encode
@@ -171,8 +174,9 @@ def run(args):
     # Models are scored on the test split; on data without one, on the validation set.
     held, split = (test, "test") if test is not None else (val, "val")
 
-    # Computed once: the soft targets of every transfer review for all epochs.
-    teacher_logits = predict_logits(teacher, transfer.ids, progress_bar=args.progress, desc="teacher logits", w=w)
+    # Computed once: the soft targets of every transfer review for all epochs. They are the teacher's encoder's:
+    # the student gets the teacher's bag of n-grams itself (JOURNAL, "The student with the teacher's bag").
+    teacher_logits = encoder_logits(teacher, transfer.ids, progress_bar=args.progress, desc="teacher logits", w=w)
     teacher_held_logits = predict_logits(teacher, held.ids, progress_bar=args.progress, w=w)
     teacher_acc, teacher_held = accuracy(teacher_held_logits, held.labels), teacher_held_logits.argmax(1)
     say(f"{PROG}: transfer set {len(transfer)} reviews ({n_revealed} with revealed labels, {n_unlabeled} unlabeled), "
@@ -194,10 +198,12 @@ def run(args):
         info = trained_by(folder, run_id)
         if info is None:
             model, fit_history = train_student(args, teacher.config, transfer, teacher_logits, val, device, distill, w)
+            if teacher.bag is not None:
+                model = beside(model, teacher.bag)
             logits = predict_logits(model, held.ids, w=w)
             acc, agreement = accuracy(logits, held.labels), float((logits.argmax(1) == teacher_held).mean())
             result = dict(
-                model=name, **({"test_acc": acc} if test is not None else {}), val_acc=max(fit_history["val_acc"]),
+                model=name, **({"test_acc": acc} if test is not None else {}), val_acc=evaluate(model, val.ids, val.labels, w=w),
                 **{f"teacher_{split}_acc": teacher_acc}, agreement=agreement, scored_on=split,
                 params=model.num_params(), teacher_params=teacher.num_params(),
                 non_embedding_params=model.num_params(non_embedding=True),

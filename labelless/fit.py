@@ -156,6 +156,12 @@ def with_bag(model, ids, labels, seed, progress=False, w=World()):
     return hybrid
 
 
+def encoder_logits(model, ids, **kwargs):
+    """``predict_logits`` of ``model``'s encoder alone, without its bag of n-grams (if it has one)."""
+    logits = predict_logits(model, ids, **kwargs)
+    return logits if model.bag is None else logits - predict_logits(BagAlone(model), ids, **kwargs)
+
+
 def rank_share(batch, w):
     """``(rows, weight)``: this rank's rows of a batch, and the factor that makes the ranks' averaged
     mean losses the batch's mean loss. A rank left without a row takes the first with weight 0, for it

@@ -6,12 +6,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 import common
 import origi
 import training
 from labelless import store
 from labelless.data import Reviews
+from labelless.distill import distil
+from labelless.fit import predict_logits
 from labelless.store import load_checkpoint, read_json, read_results
 
 
@@ -40,9 +43,27 @@ def test_smoke_run_writes_students_and_results(parquet_dir, teacher, tmp_path):
     assert s["labels_used"] == history["labels_used"] == 180
     assert s["test_acc"] == pytest.approx(out["student"]["test_acc"], abs=1e-4)
     assert 0 <= s["agreement"] <= 1 and s["temperature"] == 4.0 and s["alpha"] == 0.9 and b["alpha"] == 0.0
+    teacher_model = load_checkpoint(teacher / "teacher", "training.py")[0]
     for name in ("student", "student_no_kd"):
         model, _, info = load_checkpoint(teacher / name, "origi.py")
         assert info["distilled"] == (name == "student")
+        # Both students carry the teacher's bag of n-grams beside an encoder of their own.
+        for key, value in teacher_model.bag.state_dict().items():
+            assert torch.equal(model.bag.state_dict()[key], value)
+
+
+def test_the_student_distils_from_the_teachers_encoder_alone(parquet_dir, teacher, tmp_path, monkeypatch):
+    teacher_model = load_checkpoint(teacher / "teacher", "training.py")[0]
+    seen = {}
+
+    def recording_distil(model, ids, teacher_logits, *args, **kwargs):
+        seen["ids"], seen["logits"] = ids, teacher_logits
+        return distil(model, ids, teacher_logits, *args, **kwargs)
+
+    monkeypatch.setattr(origi, "distil", recording_distil)
+    origi.main(run_args(parquet_dir, teacher, tmp_path / "results.txt", "--skip-baseline"))
+    teacher_model.bag = None  # the encoder alone
+    np.testing.assert_allclose(seen["logits"], predict_logits(teacher_model, seen["ids"]), atol=1e-5)
 
 
 def test_unlabeled_imdb_adds_the_unlabeled_reviews_to_the_students_transfer_set(parquet_dir, teacher, tmp_path):
