@@ -203,7 +203,8 @@ def run(args):
             logits = predict_logits(model, held.ids, w=w)
             acc, agreement = accuracy(logits, held.labels), float((logits.argmax(1) == teacher_held).mean())
             result = dict(
-                model=name, **({"test_acc": acc} if test is not None else {}), val_acc=evaluate(model, val.ids, val.labels, w=w),
+                model=name, **({"test_acc": acc} if test is not None else {}),
+                val_acc=evaluate(model, val.ids, val.labels, w=w),
                 **{f"teacher_{split}_acc": teacher_acc}, agreement=agreement, scored_on=split,
                 params=model.num_params(), teacher_params=teacher.num_params(),
                 non_embedding_params=model.num_params(non_embedding=True),

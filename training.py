@@ -234,14 +234,17 @@ def run_one(args, strategy, seed, data, corpus):
     if "result" not in state:
         start = time.perf_counter()
         final = state.get("ensemble_step", state["rounds"][-1])
-        test = lambda m: evaluate(m, data.test.ids, data.test.labels, w=data.world) if len(data.test) else None
+
+        def test_acc(m):
+            return evaluate(m, data.test.ids, data.test.labels, w=data.world) if len(data.test) else None
+
         # The encoder's accuracy without the bag beside it is the bag's ablation, measured in the same run.
-        encoder = {"encoder_" + k: v for k, v in tested(test(model)).items()} | {"encoder_val_acc": final["val_acc"]}
+        encoder = {"encoder_" + k: v for k, v in tested(test_acc(model)).items()} | {"encoder_val_acc": final["val_acc"]}
         labeled = state["labeled"]
         model = with_bag(model, [data.pool.ids[i] for i in labeled], data.pool.labels[labeled], seed, w=data.world)
         state["result"] = dict(
             model="teacher", strategy=strategy, labels_used=final["labels_used"], pool_size=len(data.pool),
-            rounds=len(state["rounds"]) - 1, **tested(test(model)),
+            rounds=len(state["rounds"]) - 1, **tested(test_acc(model)),
             val_acc=evaluate(model, data.val.ids, data.val.labels, w=data.world), **encoder, params=model.num_params(),
             train_seconds=state.get("seconds", 0.0) + time.perf_counter() - start, seed=seed, preset=args.preset,
             retrain="cold", self_distilled="ensemble_step" in state,

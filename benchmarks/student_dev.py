@@ -2,9 +2,9 @@
 
 One teacher at ``quick``'s settings is trained on ``--labels`` random labels of a 12,500-review pool and given a
 bag of n-grams fitted apart on the same labels (``with_bag``), and one student per ``--arms`` entry is distilled
-from it (``quick``'s settings) on the pool and as many of IMDB's unlabeled reviews, at the same seed. Each prints its accuracy per
-epoch on the 2,000 development reviews, held out in runs of 100 adjacent rows as in ``teacher_dev`` (IMDB lists
-a movie's reviews together). 500 validation reviews, which is all ``origi.py`` has on ``quick``, give an
+from it (``quick``'s settings) on the pool and as many of IMDB's unlabeled reviews, at the same seed. Each
+prints its accuracy per epoch on the 2,000 development reviews, held out in runs of 100 adjacent rows as in
+``teacher_dev`` (IMDB lists a movie's reviews together). 500 validation reviews, which is all ``origi.py`` has on ``quick``, give an
 accuracy a standard error of about 1.5 points; 2,000 give 0.8. The test split is never read.
 
     python -m benchmarks.student_dev --arms hybrid,copy_bag --seed 1

@@ -115,8 +115,8 @@ def fit(model, ids, loss_fn, train, seed, val=None, desc="train", w=World()):
     return history
 
 
-# The bag of n-grams (``with_bag``): fastText's dimension, and a table learning at 10x the encoder's rate (each
-# bucket sees a few reviews an epoch; JOURNAL, "A bag of n-grams beside the encoder").
+# The bag of n-grams (``with_bag``): fastText's dimension, and 10x the teacher's learning rate, for each bucket
+# sees a few reviews an epoch (JOURNAL, "A bag of n-grams beside the encoder").
 BAG_DIM, BAG_BUCKETS = 16, 131072
 BAG_TRAIN = TrainSettings(epochs=2, lr=1e-2, batch_size=32)
 

@@ -7,7 +7,8 @@ import subprocess
 import pytest
 from conftest import ROOT
 
-from benchmarks import ngram_baseline, teacher_dev
+import common
+from benchmarks import ngram_baseline, student_dev, teacher_dev
 from labelless import active
 from labelless.store import read_results
 
@@ -155,3 +156,23 @@ def test_gpu_check_rehearsed_on_cpu_runs_the_pipeline_on_one_process_and_on_two(
         assert models[:4] == ["teacher", "bar", "student", "student_no_kd"] and "vanilla" in models
         assert f"preset=smoke nproc={nproc} " in (tmp_path / "gpu" / run / "log.txt").read_text()
     assert "torch" in (tmp_path / "gpu" / "machine.txt").read_text()
+
+
+def test_teacher_dev_reports_the_teacher_with_a_bag_beside_it(tiny_dev, capsys):
+    tiny_dev("--ensemble", "1", "--bag")
+    out = capsys.readouterr().out
+    assert "the encoder alone: dev accuracy" in out and "RESULT dev_acc=" in out and " bag_dev_acc=" in out
+
+
+def test_student_dev_distils_each_arm_on_the_development_set(parquet_dir, monkeypatch, capsys):
+    monkeypatch.setattr(student_dev, "DEV_SIZE", 60)
+    monkeypatch.setattr(student_dev, "DEV_BLOCK", 10)
+    monkeypatch.setattr(student_dev, "POOL_SIZE", 200)
+    small = common.PRESETS["smoke"]
+    monkeypatch.setitem(common.PRESETS, "quick", common.PRESETS["quick"] | {
+        k: small[k] for k in ("vocab_size", "max_len", "teacher_size", "student_size", "epochs", "distill_epochs")})
+    out = student_dev.main(["--data", str(parquet_dir), "--labels", "80", "--no-progress"])
+    assert set(out) == {"hybrid", "copy_bag"} and all(0 <= acc <= 1 for acc in out.values())
+    assert capsys.readouterr().out.count("RESULT arm=") == 2
+    with pytest.raises(SystemExit):
+        student_dev.main(["--data", str(parquet_dir), "--arms", "today"])
