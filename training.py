@@ -10,8 +10,7 @@ labels are used (or, with ``--stop-when-stable``, its predictions settle). The
 validation set (whole runs of adjacent training rows, so mostly other movies than the pool's) counts
 against that budget; the test split is used only for the final report. With ``--ensemble K``, K - 1
 more teachers are then trained on the final labels and all K distilled into one on the whole pool.
-Last, a bag of n-grams is fitted on the same labels by itself and added beside the teacher's encoder (its
-logits summed with the encoder's; the results line reports the encoder alone too).
+Last, a bag of n-grams fitted by itself on the same labels joins the encoder, their logits added.
 IMDB's unlabeled reviews (``--unlabeled imdb``) add texts, never labels: they join the ensemble's
 transfer set (and ``origi.py``'s); they are never queried or evaluated.
 
@@ -234,18 +233,15 @@ def run_one(args, strategy, seed, data, corpus):
     if "result" not in state:
         start = time.perf_counter()
         final = state.get("ensemble_step", state["rounds"][-1])
-
-        def test_acc(m):
-            return evaluate(m, data.test.ids, data.test.labels, w=data.world) if len(data.test) else None
-
-        # The encoder's accuracy without the bag beside it is the bag's ablation, measured in the same run.
-        encoder = {"encoder_" + k: v for k, v in tested(test_acc(model)).items()} | {"encoder_val_acc": final["val_acc"]}
-        labeled = state["labeled"]
-        model = with_bag(model, [data.pool.ids[i] for i in labeled], data.pool.labels[labeled], seed, w=data.world)
+        # The bag of n-grams beside the encoder; the encoder alone is its ablation, measured in the same run.
+        encoder, labeled = model, state["labeled"]
+        model = with_bag(encoder, [data.pool.ids[i] for i in labeled], data.pool.labels[labeled], seed, w=data.world)
+        test_accs = {prefix + "test_acc": evaluate(m, data.test.ids, data.test.labels, w=data.world)
+                     for prefix, m in (("", model), ("encoder_", encoder)) if len(data.test)}
         state["result"] = dict(
             model="teacher", strategy=strategy, labels_used=final["labels_used"], pool_size=len(data.pool),
-            rounds=len(state["rounds"]) - 1, **tested(test_acc(model)),
-            val_acc=evaluate(model, data.val.ids, data.val.labels, w=data.world), **encoder, params=model.num_params(),
+            rounds=len(state["rounds"]) - 1, **test_accs, encoder_val_acc=final["val_acc"],
+            val_acc=evaluate(model, data.val.ids, data.val.labels, w=data.world), params=model.num_params(),
             train_seconds=state.get("seconds", 0.0) + time.perf_counter() - start, seed=seed, preset=args.preset,
             retrain="cold", self_distilled="ensemble_step" in state,
             ensemble=args.ensemble if "ensemble_step" in state else 1, unlabeled=n_unlabeled(data),
