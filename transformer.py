@@ -56,7 +56,6 @@ class TransformerConfig(PreTrainedConfig):
         ngram_orders=(2, 3),
         bag_dim=0,
         bag_buckets=131072,
-        bag_orders=(2,),
         initializer_range=0.02,
         pad_token_id=0,
         **kwargs,
@@ -83,7 +82,6 @@ class TransformerConfig(PreTrainedConfig):
         # A bag of n-grams beside the encoder (0 dimensions: none): its logits are added to the encoder's.
         self.bag_dim = bag_dim
         self.bag_buckets = bag_buckets
-        self.bag_orders = list(bag_orders)  # the hashed n-grams beside the tokens, all in one table of bag_buckets
         self.initializer_range = initializer_range
         kwargs.setdefault("id2label", {0: "neg", 1: "pos"})
         kwargs.setdefault("label2id", {"neg": 0, "pos": 1})
@@ -155,14 +153,14 @@ class NgramBag(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self.emb = nn.Embedding(config.vocab_size + config.bag_buckets, config.bag_dim)  # tokens, then n-grams
+        self.emb = nn.Embedding(config.vocab_size + config.bag_buckets, config.bag_dim)  # tokens, then bigrams
         self.head = nn.Linear(config.bag_dim, config.num_labels)
 
     def forward(self, input_ids, keep):
         c = self.config
-        ngrams = [c.vocab_size + hash_ngrams(input_ids, n, c.bag_buckets, c.pad_token_id) for n in c.bag_orders]
-        grams = torch.cat([input_ids, *ngrams], 1)  # (B, G*T), G = 1 + len(bag_orders)
-        w = keep.repeat(1, 1 + len(ngrams)).unsqueeze(-1).to(self.emb.weight.dtype)  # (B, G*T, 1): real tokens only
+        bigrams = c.vocab_size + hash_ngrams(input_ids, 2, c.bag_buckets, c.pad_token_id)  # (B, T)
+        grams = torch.cat([input_ids, bigrams], 1)  # (B, 2T)
+        w = torch.cat([keep, keep], 1).unsqueeze(-1).to(self.emb.weight.dtype)  # (B, 2T, 1): real tokens only
         pooled = (self.emb(grams) * w).sum(1) / w.sum(1).clamp(min=1.0)  # (B, bag_dim)
         return self.head(pooled)  # (B, num_labels)
 

@@ -25,7 +25,7 @@ from labelless import UserError, store
 from labelless.active import train_round
 from labelless.data import encode_rows, hold_out, stratified_subset, unlabeled_subset
 from labelless.distill import distil_ensemble
-from labelless.fit import BAG_BUCKETS, BAG_ORDERS, accuracy, evaluate, mean_probs, new_model, with_bag
+from labelless.fit import accuracy, evaluate, mean_probs, new_model, with_bag
 from labelless.sources import load_imdb, load_unlabeled
 from labelless.text import train_tokenizer
 from labelless.vectors import word_vectors
@@ -48,9 +48,6 @@ def parse_args(argv=None):
                    help="hashed bigram and trigram embeddings added at the teacher's input, this many buckets (0: none)")
     p.add_argument("--bag", action="store_true",
                    help="also print the teacher with a bag of n-grams fitted on its labels by itself, logits added")
-    p.add_argument("--bag-buckets", type=int, default=BAG_BUCKETS, help="the bag's table of hashed n-grams")
-    p.add_argument("--bag-orders", type=int, nargs="+", default=list(BAG_ORDERS),
-                   help="the orders of the bag's hashed n-grams, beside its tokens (2: bigrams, 2 3: and trigrams)")
     p.add_argument("--unlabeled", choices=["none", "transfer"], default="none",
                    help="transfer: a seeded subset of IMDB's unlabeled reviews, as many as the pool, joins the "
                         "ensemble's transfer set")
@@ -72,9 +69,6 @@ def main(argv=None):
     with common.user_errors(PROG):
         common.check_range(args, "labels", 1, POOL_SIZE)  # a negative count would slice the pool from its end
         common.check_range(args, "ngram_buckets", 0)
-        common.check_range(args, "bag_buckets", 1, 2 ** 20)  # the hash stays within int64 below 2^20 buckets
-        if not all(2 <= n <= 3 for n in args.bag_orders):
-            raise UserError(f"--bag-orders {args.bag_orders}: each order must be 2 or 3")
         training.check_teacher_args(args)
         if args.members is not None:
             store.check_writable(args.members, "--members", folder=True)
@@ -113,8 +107,7 @@ def run(args):
     out = {"dev_acc": best}
     if args.bag:
         bag_start = time.perf_counter()
-        teacher = with_bag(teacher, [pool.ids[i] for i in labeled], pool.labels[labeled], args.seed + 2,
-                           buckets=args.bag_buckets, orders=tuple(args.bag_orders))
+        teacher = with_bag(teacher, [pool.ids[i] for i in labeled], pool.labels[labeled], args.seed + 2)
         out["bag_dev_acc"] = evaluate(teacher, dev.ids, dev.labels)
         print(f"the encoder alone: dev accuracy {best:.4f}; with the bag of n-grams "
               f"({time.perf_counter() - bag_start:.0f} s): dev accuracy {out['bag_dev_acc']:.4f}", flush=True)

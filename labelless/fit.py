@@ -117,7 +117,7 @@ def fit(model, ids, loss_fn, train, seed, val=None, desc="train", w=World()):
 
 # The bag of n-grams (``with_bag``): fastText's dimension, and 10x the teacher's learning rate, for each bucket
 # sees a few reviews an epoch (JOURNAL, "A bag of n-grams beside the encoder").
-BAG_DIM, BAG_BUCKETS, BAG_ORDERS = 16, 131072, (2,)
+BAG_DIM, BAG_BUCKETS = 16, 131072
 BAG_TRAIN = TrainSettings(epochs=2, lr=1e-2, batch_size=32)
 
 
@@ -132,12 +132,11 @@ class BagAlone(torch.nn.Module):
         return SequenceClassifierOutput(logits=self.bag(input_ids, attention_mask.bool()))
 
 
-def beside(model, bag=None, seed=0, buckets=BAG_BUCKETS, orders=BAG_ORDERS):
+def beside(model, bag=None, seed=0):
     """A copy of ``model`` with a bag of n-grams beside its encoder: a copy of ``bag`` (another model's, for the same
-    tokenizer), else a fresh one drawn from ``seed`` with ``buckets`` and n-gram ``orders``."""
+    tokenizer), else a fresh one drawn from ``seed``."""
     config = copy.deepcopy(model.config)
-    shape = (bag.config.bag_dim, bag.config.bag_buckets, bag.config.bag_orders) if bag else (BAG_DIM, buckets, orders)
-    config.bag_dim, config.bag_buckets, config.bag_orders = shape[0], shape[1], list(shape[2])
+    config.bag_dim, config.bag_buckets = (bag.config.bag_dim, bag.config.bag_buckets) if bag else (BAG_DIM, BAG_BUCKETS)
     torch.manual_seed(seed)
     hybrid = transformer.TransformerClassifier(config).to(model.device)
     missing, unexpected = hybrid.load_state_dict(model.state_dict(), strict=False)
@@ -147,10 +146,10 @@ def beside(model, bag=None, seed=0, buckets=BAG_BUCKETS, orders=BAG_ORDERS):
     return hybrid
 
 
-def with_bag(model, ids, labels, seed, progress=False, w=World(), buckets=BAG_BUCKETS, orders=BAG_ORDERS):
+def with_bag(model, ids, labels, seed, progress=False, w=World()):
     """A copy of ``model`` with a bag of n-grams beside its encoder, the bag fitted on token ids ``ids`` and
     ``labels`` by itself: two different models of the same labels, their logits added in one."""
-    hybrid = beside(model, seed=seed, buckets=buckets, orders=orders)
+    hybrid = beside(model, seed=seed)
     y = torch.as_tensor(np.asarray(labels)).long().to(model.device)
     fit(BagAlone(hybrid), ids, lambda logits, idx: F.cross_entropy(logits, y[idx]),
         dataclasses.replace(BAG_TRAIN, progress=progress), seed, desc="bag of n-grams", w=w)
