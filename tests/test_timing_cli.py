@@ -6,6 +6,7 @@ import compare_student
 import origi
 import training
 import vanilla_inference
+from benchmarks import bag_ablation
 from labelless import timing
 from labelless.store import read_results
 
@@ -78,6 +79,12 @@ def test_whole_pipeline_smoke(parquet_dir, tmp_path, capsys):
     for key, ratios in paired["ratios"].items():
         assert len(ratios) == last[key + "_pairs"] >= timing.MIN_PAIRS
         assert 0 < last[key + "_q1"] <= last[key] <= last[key + "_q3"]
+    # The bag's ablation repeats the scripts' test accuracies, with the bag and without.
+    ablation = bag_ablation.main(args_for(parquet_dir, ck, results, "--pair-seconds", "0"))
+    assert ablation["teacher"]["accuracy"] == pytest.approx(records[0]["test_acc"], abs=1e-4)
+    assert ablation["teacher"]["accuracy_encoder"] == pytest.approx(records[0]["encoder_test_acc"], abs=1e-4)
+    assert ablation["student"]["accuracy"] == pytest.approx(records[2]["test_acc"], abs=1e-4)
+    assert all(row["bag_time_bs32"] > 0 and row["bag_time_e2e"] > 0 for row in ablation.values())
 
 
 def test_a_damaged_student_is_one_line(parquet_dir, tmp_path, capsys):
