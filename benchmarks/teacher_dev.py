@@ -25,7 +25,7 @@ from labelless import UserError, store
 from labelless.active import train_round
 from labelless.data import encode_rows, hold_out, stratified_subset, unlabeled_subset
 from labelless.distill import distil_ensemble
-from labelless.fit import accuracy, evaluate, mean_probs, new_model, with_bag
+from labelless.fit import BagAlone, accuracy, evaluate, mean_probs, new_model, with_bag
 from labelless.sources import load_imdb, load_unlabeled
 from labelless.text import train_tokenizer
 from labelless.vectors import word_vectors
@@ -48,6 +48,8 @@ def parse_args(argv=None):
                    help="hashed bigram and trigram embeddings added at the teacher's input, this many buckets (0: none)")
     p.add_argument("--bag", action="store_true",
                    help="also print the teacher with a bag of n-grams fitted on its labels by itself, logits added")
+    p.add_argument("--bag-kind", choices=list(transformer.BAGS), default="mean",
+                   help="the bag: fastText's mean embedding, or a TF-IDF logistic regression (transformer.TfidfBag)")
     p.add_argument("--unlabeled", choices=["none", "transfer"], default="none",
                    help="transfer: a seeded subset of IMDB's unlabeled reviews, as many as the pool, joins the "
                         "ensemble's transfer set")
@@ -107,10 +109,13 @@ def run(args):
     out = {"dev_acc": best}
     if args.bag:
         bag_start = time.perf_counter()
-        teacher = with_bag(teacher, [pool.ids[i] for i in labeled], pool.labels[labeled], args.seed + 2)
+        teacher = with_bag(teacher, [pool.ids[i] for i in labeled], pool.labels[labeled], args.seed + 2,
+                           kind=args.bag_kind)
         out["bag_dev_acc"] = evaluate(teacher, dev.ids, dev.labels)
+        out["bag_alone_dev_acc"] = evaluate(BagAlone(teacher), dev.ids, dev.labels)
         print(f"the encoder alone: dev accuracy {best:.4f}; with the bag of n-grams "
-              f"({time.perf_counter() - bag_start:.0f} s): dev accuracy {out['bag_dev_acc']:.4f}", flush=True)
+              f"({time.perf_counter() - bag_start:.0f} s): dev accuracy {out['bag_dev_acc']:.4f}; "
+              f"the bag alone {out['bag_alone_dev_acc']:.4f}", flush=True)
     settings = {k: v for k, v in vars(args).items() if k not in ("data", "progress", "threads", "members", "device")}
     print(f"RESULT {' '.join(f'{k}={v:.4f}' for k, v in out.items())} seconds={time.perf_counter() - start:.0f} "
           f"{settings}")
