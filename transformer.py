@@ -56,7 +56,6 @@ class TransformerConfig(PreTrainedConfig):
         ngram_orders=(2, 3),
         bag_dim=0,
         bag_buckets=131072,
-        bag_kind="mean",
         initializer_range=0.02,
         pad_token_id=0,
         **kwargs,
@@ -81,12 +80,8 @@ class TransformerConfig(PreTrainedConfig):
         self.ngram_buckets = ngram_buckets
         self.ngram_orders = list(ngram_orders)
         # A bag of n-grams beside the encoder (0 dimensions: none): its logits are added to the encoder's.
-        # ``bag_kind``: "mean" (``NgramBag``) or "tfidf" (``TfidfBag``, whose table is one weight per class).
-        if bag_kind not in BAGS:
-            raise ValueError(f"unknown bag_kind {bag_kind!r}: choose one of {', '.join(BAGS)}")
         self.bag_dim = bag_dim
         self.bag_buckets = bag_buckets
-        self.bag_kind = bag_kind
         self.initializer_range = initializer_range
         kwargs.setdefault("id2label", {0: "neg", 1: "pos"})
         kwargs.setdefault("label2id", {"neg": 0, "pos": 1})
@@ -170,37 +165,6 @@ class NgramBag(nn.Module):
         return self.head(pooled)  # (B, num_labels)
 
 
-class TfidfBag(nn.Module):
-    """A TF-IDF logistic regression beside the encoder, the bar inside the model: the review's token unigrams and
-    hashed token bigrams, counted, weighted by sublinear tf and idf, L2-normalised (scikit-learn's
-    ``TfidfVectorizer(sublinear_tf=True)``), then one weight per class and n-gram. ``fit.with_bag`` fits it with
-    scikit-learn; an n-gram whose idf is 0 (too rare when fitted) is left out, as a vectorizer's vocabulary does."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.config = config
-        rows = config.vocab_size + config.bag_buckets + 1  # tokens, then bigrams, then one row for padding
-        self.emb = nn.Embedding(rows, config.bag_dim)  # (rows, num_labels): the regression's weights
-        self.bias = nn.Parameter(torch.zeros(config.bag_dim))
-        self.register_buffer("idf", torch.zeros(rows))
-
-    def forward(self, input_ids, keep):
-        c = self.config
-        bigrams = c.vocab_size + hash_ngrams(input_ids, 2, c.bag_buckets, c.pad_token_id)  # (B, T)
-        grams = torch.cat([input_ids, bigrams], 1).masked_fill(~torch.cat([keep, keep], 1), self.idf.numel() - 1)
-        grams = grams.sort(1).values  # (B, 2T): equal n-grams side by side
-        first = torch.cat([torch.ones_like(grams[:, :1], dtype=torch.bool), grams[:, 1:] != grams[:, :-1]], 1)
-        run = first.long().cumsum(1) - 1  # (B, 2T): which distinct n-gram each position holds
-        ones = torch.ones_like(grams, dtype=self.idf.dtype)
-        count = torch.zeros_like(ones).scatter_add(1, run, ones).gather(1, run)  # (B, 2T): its count in the review
-        x = (1 + count.log()) / count * self.idf[grams]  # (B, 2T): each occurrence's share of its n-gram's tf-idf
-        norm = (x.square() * count).sum(1, keepdim=True).sqrt().clamp(min=1e-12)  # (B, 1): the vector's L2 norm
-        return (x.unsqueeze(-1) * self.emb(grams)).sum(1) / norm + self.bias  # (B, num_labels)
-
-
-BAGS = {"mean": NgramBag, "tfidf": TfidfBag}
-
-
 def keep_last_tokens(input_ids, attention_mask, max_len):
     """Crop each row to its last ``max_len`` real tokens, whatever the padding side.
 
@@ -247,7 +211,7 @@ class TransformerClassifier(PreTrainedModel):
         self.blocks = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, config.num_labels)
-        self.bag = BAGS[config.bag_kind](config) if config.bag_dim else None
+        self.bag = NgramBag(config) if config.bag_dim else None
         self.post_init()
 
     def _init_weights(self, module):

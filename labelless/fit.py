@@ -132,14 +132,11 @@ class BagAlone(torch.nn.Module):
         return SequenceClassifierOutput(logits=self.bag(input_ids, attention_mask.bool()))
 
 
-def beside(model, bag=None, seed=0, kind="mean"):
+def beside(model, bag=None, seed=0):
     """A copy of ``model`` with a bag of n-grams beside its encoder: a copy of ``bag`` (another model's, for the same
-    tokenizer), else a fresh one of ``kind`` drawn from ``seed``."""
+    tokenizer), else a fresh one drawn from ``seed``."""
     config = copy.deepcopy(model.config)
-    if bag is not None:
-        config.bag_dim, config.bag_buckets, config.bag_kind = bag.config.bag_dim, bag.config.bag_buckets, bag.config.bag_kind
-    else:  # a TF-IDF bag's table holds one weight per class
-        config.bag_dim, config.bag_buckets, config.bag_kind = BAG_DIM if kind == "mean" else config.num_labels, BAG_BUCKETS, kind
+    config.bag_dim, config.bag_buckets = (bag.config.bag_dim, bag.config.bag_buckets) if bag else (BAG_DIM, BAG_BUCKETS)
     torch.manual_seed(seed)
     hybrid = transformer.TransformerClassifier(config).to(model.device)
     missing, unexpected = hybrid.load_state_dict(model.state_dict(), strict=False)
@@ -149,56 +146,14 @@ def beside(model, bag=None, seed=0, kind="mean"):
     return hybrid
 
 
-def with_bag(model, ids, labels, seed, progress=False, w=World(), kind="mean"):
-    """A copy of ``model`` with a bag of n-grams of ``kind`` beside its encoder, the bag fitted on token ids ``ids``
-    and ``labels`` by itself: two different models of the same labels, their logits added in one."""
-    hybrid = beside(model, seed=seed, kind=kind)
-    if kind == "tfidf":
-        fit_tfidf_bag(hybrid.bag, ids, labels)
-        return hybrid
+def with_bag(model, ids, labels, seed, progress=False, w=World()):
+    """A copy of ``model`` with a bag of n-grams beside its encoder, the bag fitted on token ids ``ids`` and
+    ``labels`` by itself: two different models of the same labels, their logits added in one."""
+    hybrid = beside(model, seed=seed)
     y = torch.as_tensor(np.asarray(labels)).long().to(model.device)
     fit(BagAlone(hybrid), ids, lambda logits, idx: F.cross_entropy(logits, y[idx]),
         dataclasses.replace(BAG_TRAIN, progress=progress), seed, desc="bag of n-grams", w=w)
     return hybrid
-
-
-# The TF-IDF bag (``fit_tfidf_bag``): the bar's settings (``bar.VECTORIZER``, ``bar.BAR_CS``), C chosen by
-# cross-validation on the labels it is fitted on, so that it needs no validation set of its own.
-TFIDF_MIN_DF, TFIDF_CS, TFIDF_FOLDS = 2, (1.0, 3.0, 10.0, 30.0, 100.0), 3
-
-
-def fit_tfidf_bag(bag, ids, labels):
-    """Fit ``transformer.TfidfBag`` ``bag`` on token ids ``ids`` and ``labels``: scikit-learn's logistic regression
-    on the features the bag computes, their idf from ``ids``."""
-    import scipy.sparse as sp
-    from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.preprocessing import normalize
-
-    c, rows = bag.config, bag.idf.numel()
-    grams = []
-    for review in ids:
-        t = torch.as_tensor(np.asarray(review), dtype=torch.long)[None]  # (1, T)
-        grams.append(torch.cat([t, c.vocab_size + transformer.hash_ngrams(t, 2, c.bag_buckets, c.pad_token_id)], 1)[0].numpy())
-    row_of = np.repeat(np.arange(len(grams)), [len(g) for g in grams])
-    X = sp.csr_matrix((np.ones(len(row_of)), (row_of, np.concatenate(grams))), shape=(len(grams), rows))
-    X.sum_duplicates()  # counts
-    df = np.bincount(X.indices, minlength=rows)
-    idf = np.where(df >= TFIDF_MIN_DF, np.log((1 + len(grams)) / (1 + df)) + 1, 0.0)  # scikit-learn's smooth idf
-    X.data = 1 + np.log(X.data)
-    X = normalize(X @ sp.diags(idf))
-    y = np.asarray(labels)
-    two = len(np.unique(y)) <= 2
-    solver = dict(solver="liblinear") if two else dict(solver="lbfgs", max_iter=1000)
-    clf = LogisticRegressionCV(Cs=list(TFIDF_CS), cv=TFIDF_FOLDS, scoring="accuracy", l1_ratios=(0.0,), random_state=0,
-                               use_legacy_attributes=False, **solver).fit(X, y)
-    coef, intercept = clf.coef_, clf.intercept_
-    if two:  # one row of weights: 0 for the first class, the log-odds of the second
-        coef, intercept = np.concatenate([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
-    with torch.no_grad():
-        bag.idf.copy_(torch.as_tensor(idf))
-        bag.emb.weight.copy_(torch.as_tensor(coef.T))
-        bag.bias.copy_(torch.as_tensor(intercept))
-    return float(clf.C_)
 
 
 def encoder_logits(model, ids, **kwargs):

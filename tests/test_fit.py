@@ -5,7 +5,6 @@ import argparse
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from conftest import make_reviews
 
 from labelless.fit import (BagAlone, ModelSettings, TrainSettings, accuracy, evaluate, fit, mean_probs, new_model,
@@ -119,47 +118,3 @@ def test_with_bag_fits_the_bag_alone_beside_an_unchanged_encoder(tiny_model_and_
     assert accuracy(bag_alone, labels) >= 0.9  # the reviews are learnable from their words
     again = with_bag(model, ids, labels, seed=0)
     assert all(torch.equal(p, q) for p, q in zip(hybrid.parameters(), again.parameters()))
-
-
-def test_a_tfidf_bag_is_scikit_learns_regression_on_its_features(tiny_model_and_tokenizer, tmp_path):
-    import onnxruntime as ort
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    import transformer
-    from labelless.export import export_onnx
-    from labelless.store import load_checkpoint, save_checkpoint
-
-    model, tok = tiny_model_and_tokenizer
-    texts, labels = make_reviews(64, 0)
-    ids = [np.array(tok(t, truncation=True)["input_ids"]) for t in texts]
-    hybrid = with_bag(model, ids, labels, seed=0, kind="tfidf")
-    assert hybrid.config.bag_kind == "tfidf" and model.bag is None
-    assert all(torch.equal(hybrid.state_dict()[k], v) for k, v in model.state_dict().items())
-    bag_alone = predict_logits(BagAlone(hybrid), ids)
-    assert accuracy(bag_alone, labels) >= 0.9
-    # The reference: scikit-learn's vectorizer on the same unigrams and hashed bigrams, its idf and norm.
-    c = hybrid.config
-    grams = [[str(g) for g in np.concatenate([i, c.vocab_size + transformer.hash_ngrams(
-        torch.as_tensor(i)[None], 2, c.bag_buckets, c.pad_token_id)[0].numpy()])] for i in ids]
-    vectorizer = TfidfVectorizer(analyzer=lambda doc: doc, min_df=2, sublinear_tf=True)
-    X = vectorizer.fit_transform(grams)
-    columns = [int(g) for g in vectorizer.get_feature_names_out()]
-    w = hybrid.bag.emb.weight.detach().numpy()[columns]  # (features, 2)
-    expected = X @ w + hybrid.bag.bias.detach().numpy()
-    np.testing.assert_allclose(bag_alone, expected, atol=1e-4)
-    assert np.abs(bag_alone[:, 1] - bag_alone[:, 0]).max() > 0.5  # loud enough to show
-    # Padding changes nothing; the model reloads and exports with the same logits.
-    a, b = (torch.as_tensor(ids[k])[None] for k in (0, 1))
-    width = max(a.shape[1], b.shape[1])
-    padded = torch.stack([F.pad(t[0], (0, width - t.shape[1]), value=tok.pad_token_id) for t in (a, b)])
-    mask = (torch.arange(width)[None] < torch.tensor([[a.shape[1]], [b.shape[1]]])).long()
-    with torch.no_grad():
-        logits = hybrid.eval()(padded, attention_mask=mask).logits
-        torch.testing.assert_close(hybrid.bag(padded, mask.bool())[0], torch.as_tensor(bag_alone[0]), atol=1e-4, rtol=0)
-    loaded, _, _ = load_checkpoint(save_checkpoint(hybrid, tok, tmp_path / "m", {}), "test.py")
-    with torch.no_grad():
-        assert torch.equal(loaded(padded, attention_mask=mask).logits, logits)
-    export_onnx(hybrid, tmp_path)
-    onnx = ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"input_ids": padded.numpy(),
-                                                                       "attention_mask": mask.numpy()})[0]
-    np.testing.assert_allclose(onnx, logits.numpy(), atol=1e-5)
