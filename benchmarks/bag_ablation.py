@@ -26,7 +26,7 @@ def parse_args(argv=None):
     p = common.make_parser(PROG, __doc__)
     common.add_common_args(p)
     p.add_argument("--n-reviews", type=int, help="test reviews timed, a stratified sample (default: the preset's)")
-    p.add_argument("--pair-seconds", type=float, default=20.0, help="seconds of back-to-back passes per measure")
+    p.add_argument("--pair-seconds", type=float, help="seconds of back-to-back passes per measure")
     return p.parse_args(argv)
 
 
@@ -35,6 +35,7 @@ def main(argv=None):
     with common.user_errors(PROG):
         common.apply_preset(args)
         common.check_range(args, "n_reviews", 2)
+        common.check_range(args, "pair_seconds", 0)
         common.setup(args)
         return run(args)
 

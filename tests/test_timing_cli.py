@@ -87,6 +87,16 @@ def test_whole_pipeline_smoke(parquet_dir, tmp_path, capsys):
     assert all(row["bag_time_bs32"] > 0 and row["bag_time_e2e"] > 0 for row in ablation.values())
 
 
+@pytest.mark.parametrize("extra, message", [([], "no teacher at"),
+                                            (["--pair-seconds", "-1"], "--pair-seconds must not be negative")])
+def test_bag_ablation_without_a_pipeline_or_with_a_bad_option_is_one_line(parquet_dir, tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as e:
+        bag_ablation.main(args_for(parquet_dir, tmp_path / "ck", tmp_path / "r.txt", *extra))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and message in err[0]
+    assert not (tmp_path / "r.txt").exists()
+
+
 def test_a_damaged_student_is_one_line(parquet_dir, tmp_path, capsys):
     ck, results = tmp_path / "ck", tmp_path / "results.txt"
     training.main(args_for(parquet_dir, ck, results))
