@@ -48,7 +48,6 @@ def parse_args(argv=None):
                    help="hashed bigram and trigram embeddings added at the teacher's input, this many buckets (0: none)")
     p.add_argument("--bag", action="store_true",
                    help="also print the teacher with a bag of n-grams fitted on its labels by itself, logits added")
-    p.add_argument("--bag-weight", type=float, default=1.0, help="the bag's logits are multiplied by this")
     p.add_argument("--unlabeled", choices=["none", "transfer"], default="none",
                    help="transfer: a seeded subset of IMDB's unlabeled reviews, as many as the pool, joins the "
                         "ensemble's transfer set")
@@ -108,8 +107,7 @@ def run(args):
     out = {"dev_acc": best}
     if args.bag:
         bag_start = time.perf_counter()
-        teacher = with_bag(teacher, [pool.ids[i] for i in labeled], pool.labels[labeled], args.seed + 2,
-                           weight=args.bag_weight)
+        teacher = with_bag(teacher, [pool.ids[i] for i in labeled], pool.labels[labeled], args.seed + 2)
         out["bag_dev_acc"] = evaluate(teacher, dev.ids, dev.labels)
         out["bag_alone_dev_acc"] = evaluate(BagAlone(teacher), dev.ids, dev.labels)
         print(f"the encoder alone: dev accuracy {best:.4f}; with the bag of n-grams "
