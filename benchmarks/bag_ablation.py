@@ -2,8 +2,8 @@
 
 For each model of a pipeline's output folder that has a bag: its accuracy on the test split with the bag and
 with the encoder alone (the same checkpoint, the bag dropped), then the ratio of the two speeds from passes run
-back to back (``timing.paired_passes``): the model alone in batches of 32 and end to end from raw text, on the
-timing scripts' sample of the test split (1,000 reviews). An ablation of a finished run: it chooses nothing.
+back to back (``timing.paired_passes``): the model alone in batches of 32 and end to end from raw text, on a
+stratified sample of those test reviews (the preset's 1,000). An ablation of a finished run: it chooses nothing.
 
     python -m benchmarks.bag_ablation --preset quick --out-dir benchmarks/runs/quick/checkpoints --threads 2
 """
@@ -13,7 +13,6 @@ import torch
 
 import common
 from labelless import UserError
-from labelless.data import stratified_subset
 from labelless.serve import ServedTransformer
 from labelless.sources import load_imdb
 from labelless.timing import E2E_MIN_SECONDS, TimingSettings, inference_sample, paired_passes, timed_passes
@@ -42,9 +41,8 @@ def main(argv=None):
 
 def run(args):
     _, test = load_imdb(args.data)
-    test = test.select(stratified_subset(test["label"], args.max_test_samples, args.seed))  # the scripts' test set
-    labels = np.asarray(test["label"])
-    _, sample, _, _ = inference_sample(test, args.n_reviews, args.seed)
+    index, texts, labels, _ = inference_sample(test, args.max_test_samples, args.seed)  # the scripts' test set
+    _, sample, _, _ = inference_sample(test.select(index), args.n_reviews, args.seed)
     settings = TimingSettings(out_dir=args.out_dir, results=args.results, data=args.data, seed=args.seed,
                               n_reviews=args.n_reviews, batch_sizes=(32,), progress=args.progress,
                               pair_seconds=args.pair_seconds)
@@ -55,7 +53,7 @@ def run(args):
             raise UserError(f"the {name} in {args.out_dir} has no bag of n-grams: pass a pipeline's output folder "
                             "whose models have one")
         alone.model.bag = None
-        row = {f"accuracy{key}": float((s.predict(test["text"]) == labels).mean())
+        row = {f"accuracy{key}": float((s.predict(texts) == labels).mean())
                for key, s in (("", with_bag), ("_encoder", alone))}
         passes = {key: timed_passes(s, list(sample), settings) for key, s in (("bag", with_bag), ("alone", alone))}
         for measure in ("bs32", "e2e"):
