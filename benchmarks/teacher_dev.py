@@ -25,8 +25,7 @@ from labelless import UserError, store
 from labelless.active import train_round
 from labelless.data import encode_rows, hold_out, stratified_subset, unlabeled_subset
 from labelless.distill import distil_ensemble
-from labelless.fit import (BagAlone, accuracy, bag_weight, evaluate, mean_probs, new_model, predict_logits,
-                           with_bag)
+from labelless.fit import BagAlone, accuracy, evaluate, mean_probs, new_model, with_bag
 from labelless.sources import load_imdb, load_unlabeled
 from labelless.text import train_tokenizer
 from labelless.vectors import word_vectors
@@ -49,9 +48,6 @@ def parse_args(argv=None):
                    help="hashed bigram and trigram embeddings added at the teacher's input, this many buckets (0: none)")
     p.add_argument("--bag", action="store_true",
                    help="also print the teacher with a bag of n-grams fitted on its labels by itself, logits added")
-    p.add_argument("--fit-bag-weight", action="store_true",
-                   help="with --bag: also the bag's weight fitted on half of the development set (half its runs of "
-                        "adjacent rows) and measured on the other half, then the halves swapped")
     p.add_argument("--unlabeled", choices=["none", "transfer"], default="none",
                    help="transfer: a seeded subset of IMDB's unlabeled reviews, as many as the pool, joins the "
                         "ensemble's transfer set")
@@ -117,29 +113,10 @@ def run(args):
         print(f"the encoder alone: dev accuracy {best:.4f}; with the bag of n-grams "
               f"({time.perf_counter() - bag_start:.0f} s): dev accuracy {out['bag_dev_acc']:.4f}; "
               f"the bag alone {out['bag_alone_dev_acc']:.4f}", flush=True)
-        if args.fit_bag_weight:
-            out |= cross_fitted_weight(teacher, dev, dev_index // DEV_BLOCK)
-            print(f"the bag's weight fitted on one half, measured on the other: dev accuracy "
-                  f"{out['fitted_weight_dev_acc']:.4f} (weights {out['weight_a']:.3f}, {out['weight_b']:.3f})", flush=True)
     settings = {k: v for k, v in vars(args).items() if k not in ("data", "progress", "threads", "members", "device")}
     print(f"RESULT {' '.join(f'{k}={v:.4f}' for k, v in out.items())} seconds={time.perf_counter() - start:.0f} "
           f"{settings}")
     return out
-
-
-def cross_fitted_weight(model, dev, runs):
-    """Accuracy on ``dev`` of ``model`` with its bag's weight (``fit.bag_weight``) fitted on one half of the
-    development set and applied to the other, each half every other run of adjacent rows (so mostly other movies, as
-    the validation set's are the test split's), and the two weights."""
-    half = np.isin(runs, np.unique(runs)[::2])
-    logits = predict_logits(model, dev.ids)
-    bag = predict_logits(BagAlone(model), dev.ids)
-    labels, correct, weights = np.asarray(dev.labels), 0, []
-    for fit_on in (half, ~half):
-        weights.append(bag_weight(model, [dev.ids[i] for i in np.flatnonzero(fit_on)], labels[fit_on]))
-        scores = logits[~fit_on] + (weights[-1] - 1) * bag[~fit_on]
-        correct += int((scores.argmax(1) == labels[~fit_on]).sum())
-    return {"fitted_weight_dev_acc": correct / len(dev.ids), "weight_a": weights[0], "weight_b": weights[1]}
 
 
 def member(args, tokenizer, pool, dev, labeled, seed, vectors):

@@ -156,35 +156,6 @@ def with_bag(model, ids, labels, seed, progress=False, w=World()):
     return hybrid
 
 
-def bag_weight(model, ids, labels, bound=8.0):
-    """The weight of ``model``'s bag of n-grams in its sum that best predicts the held-out reviews ``ids``
-    (``labels``): ``a * encoder + b * bag`` fitted by cross-entropy, ``a, b > 0``, and ``b / a`` returned, within
-    ``[1 / bound, bound]``. The encoder and the bag are fitted apart, so nothing else sets their scales to match."""
-    both = torch.from_numpy(predict_logits(model, ids))
-    bag = torch.from_numpy(predict_logits(BagAlone(model), ids))
-    encoder, y = both - bag, torch.as_tensor(np.asarray(labels)).long()
-    log_scales = torch.zeros(2, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_scales], max_iter=100, line_search_fn="strong_wolfe")
-
-    def loss():
-        optimizer.zero_grad()
-        a, b = log_scales.exp()
-        value = F.cross_entropy(a * encoder + b * bag, y)
-        value.backward()
-        return value
-
-    optimizer.step(loss)
-    return float((log_scales[1] - log_scales[0]).exp().clamp(1 / bound, bound))
-
-
-@torch.no_grad()
-def scale_bag(model, weight):
-    """Multiply the logits of ``model``'s bag by ``weight`` (in place; they are linear in its head), and return it."""
-    model.bag.head.weight.mul_(weight)
-    model.bag.head.bias.mul_(weight)
-    return model
-
-
 def encoder_logits(model, ids, **kwargs):
     """``predict_logits`` of ``model``'s encoder alone, without its bag of n-grams (if it has one)."""
     logits = predict_logits(model, ids, **kwargs)
