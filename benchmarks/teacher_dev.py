@@ -13,6 +13,7 @@ with the ``quick`` preset's values as defaults.
     python -m benchmarks.teacher_dev --ensemble 3 --members runs/members   # reuses them
 """
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from labelless import UserError, store
 from labelless.active import train_round
 from labelless.data import encode_rows, hold_out, stratified_subset, unlabeled_subset
 from labelless.distill import distil_ensemble
-from labelless.fit import BagAlone, accuracy, evaluate, mean_probs, new_model, with_bag
+from labelless.fit import BAG_TRAIN, BagAlone, accuracy, evaluate, mean_probs, new_model, with_bag
 from labelless.sources import load_imdb, load_unlabeled
 from labelless.text import train_tokenizer
 from labelless.vectors import word_vectors
@@ -48,6 +49,7 @@ def parse_args(argv=None):
                    help="hashed bigram and trigram embeddings added at the teacher's input, this many buckets (0: none)")
     p.add_argument("--bag", action="store_true",
                    help="also print the teacher with a bag of n-grams fitted on its labels by itself, logits added")
+    p.add_argument("--bag-epochs", type=int, default=BAG_TRAIN.epochs, help="epochs of the bag's fit")
     p.add_argument("--unlabeled", choices=["none", "transfer"], default="none",
                    help="transfer: a seeded subset of IMDB's unlabeled reviews, as many as the pool, joins the "
                         "ensemble's transfer set")
@@ -107,7 +109,8 @@ def run(args):
     out = {"dev_acc": best}
     if args.bag:
         bag_start = time.perf_counter()
-        teacher = with_bag(teacher, [pool.ids[i] for i in labeled], pool.labels[labeled], args.seed + 2)
+        teacher = with_bag(teacher, [pool.ids[i] for i in labeled], pool.labels[labeled], args.seed + 2,
+                           train=dataclasses.replace(BAG_TRAIN, epochs=args.bag_epochs))
         out["bag_dev_acc"] = evaluate(teacher, dev.ids, dev.labels)
         out["bag_alone_dev_acc"] = evaluate(BagAlone(teacher), dev.ids, dev.labels)
         print(f"the encoder alone: dev accuracy {best:.4f}; with the bag of n-grams "

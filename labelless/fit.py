@@ -146,13 +146,13 @@ def beside(model, bag=None, seed=0):
     return hybrid
 
 
-def with_bag(model, ids, labels, seed, progress=False, w=World()):
+def with_bag(model, ids, labels, seed, progress=False, w=World(), train=BAG_TRAIN):
     """A copy of ``model`` with a bag of n-grams beside its encoder, the bag fitted on token ids ``ids`` and
     ``labels`` by itself: two different models of the same labels, their logits added in one."""
     hybrid = beside(model, seed=seed)
     y = torch.as_tensor(np.asarray(labels)).long().to(model.device)
     fit(BagAlone(hybrid), ids, lambda logits, idx: F.cross_entropy(logits, y[idx]),
-        dataclasses.replace(BAG_TRAIN, progress=progress), seed, desc="bag of n-grams", w=w)
+        dataclasses.replace(train, progress=progress), seed, desc="bag of n-grams", w=w)
     return hybrid
 
 
