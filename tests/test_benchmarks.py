@@ -159,8 +159,9 @@ def test_gpu_check_rehearsed_on_cpu_runs_the_pipeline_on_one_process_and_on_two(
 
 
 def test_teacher_dev_reports_the_teacher_with_a_bag_beside_it(tiny_dev, capsys):
-    tiny_dev("--ensemble", "1", "--bag")
+    tiny_dev("--ensemble", "1", "--bag", "--bag-epochs", "1")
     out = capsys.readouterr().out
+    assert "'bag_epochs': 1" in out
     assert "the encoder alone: dev accuracy" in out and "RESULT dev_acc=" in out and " bag_dev_acc=" in out
     assert " bag_alone_dev_acc=" in out
 

@@ -1,14 +1,15 @@
 """labelless.fit: the model factory, the training loop (best validation epoch kept), prediction, accuracy."""
 
 import argparse
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 from conftest import make_reviews
 
-from labelless.fit import (BagAlone, ModelSettings, TrainSettings, accuracy, evaluate, fit, mean_probs, new_model,
-                           predict_logits, warmup_linear_decay, with_bag)
+from labelless.fit import (BAG_TRAIN, BagAlone, ModelSettings, TrainSettings, accuracy, evaluate, fit, mean_probs,
+                           new_model, predict_logits, warmup_linear_decay, with_bag)
 
 
 class Fixed(torch.nn.Module):
@@ -118,3 +119,5 @@ def test_with_bag_fits_the_bag_alone_beside_an_unchanged_encoder(tiny_model_and_
     assert accuracy(bag_alone, labels) >= 0.9  # the reviews are learnable from their words
     again = with_bag(model, ids, labels, seed=0)
     assert all(torch.equal(p, q) for p, q in zip(hybrid.parameters(), again.parameters()))
+    shorter = with_bag(model, ids, labels, seed=0, train=dataclasses.replace(BAG_TRAIN, epochs=1))
+    assert not torch.equal(shorter.bag.head.weight, hybrid.bag.head.weight)  # the bag's fit follows ``train``
