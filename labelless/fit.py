@@ -149,7 +149,8 @@ def beside(model, bag=None, seed=0):
 
 def with_bag(model, ids, labels, seed, progress=False, w=World(), train=BAG_TRAIN):
     """A copy of ``model`` with a bag of n-grams beside its encoder, the bag fitted on token ids ``ids`` and
-    ``labels`` by itself: two different models of the same labels, their logits added in one."""
+    ``labels`` by itself (``train``: its schedule): two different models of the same labels, their logits added in
+    one."""
     hybrid = beside(model, seed=seed)
     y = torch.as_tensor(np.asarray(labels)).long().to(model.device)
     fit(BagAlone(hybrid), ids, lambda logits, idx: F.cross_entropy(logits, y[idx]),
