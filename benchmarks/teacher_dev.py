@@ -71,6 +71,7 @@ def main(argv=None):
     with common.user_errors(PROG):
         common.check_range(args, "labels", 1, POOL_SIZE)  # a negative count would slice the pool from its end
         common.check_range(args, "ngram_buckets", 0)
+        common.check_range(args, "bag_epochs", 1)
         training.check_teacher_args(args)
         if args.members is not None:
             store.check_writable(args.members, "--members", folder=True)

@@ -90,6 +90,7 @@ def test_members_of_other_settings_are_refused(tiny_dev, tmp_path, capsys):
     (["--labels", "0"], "--labels must be between 1 and 200, got 0"),
     (["--labels", "201"], "--labels must be between 1 and 200, got 201"),
     (["--labels", "80", "--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
+    (["--labels", "80", "--bag", "--bag-epochs", "0"], "--bag-epochs must be at least 1, got 0"),
 ])
 def test_bad_options_are_refused_before_anything_is_written(monkeypatch, tmp_path, capsys, extra, message):
     monkeypatch.setattr(teacher_dev, "POOL_SIZE", 200)
