@@ -26,7 +26,7 @@ from labelless import UserError, store
 from labelless.active import train_round
 from labelless.data import encode_rows, hold_out, stratified_subset, unlabeled_subset
 from labelless.distill import distil_ensemble
-from labelless.fit import BAG_TRAIN, BagAlone, accuracy, confident_labels, evaluate, mean_probs, new_model, with_bag
+from labelless.fit import BAG_TRAIN, BagAlone, accuracy, evaluate, mean_probs, new_model, with_bag
 from labelless.sources import load_imdb, load_unlabeled
 from labelless.text import train_tokenizer
 from labelless.vectors import word_vectors
@@ -50,9 +50,6 @@ def parse_args(argv=None):
     p.add_argument("--bag", action="store_true",
                    help="also print the teacher with a bag of n-grams fitted on its labels by itself, logits added")
     p.add_argument("--bag-epochs", type=int, default=BAG_TRAIN.epochs, help="epochs of the bag's fit")
-    p.add_argument("--bag-pseudo", type=float, default=0.0,
-                   help="the bag also fits this share of the unlabeled texts (the pool's unlabeled reviews, and "
-                        "--unlabeled transfer's) that the encoder labels most confidently, with the encoder's labels")
     p.add_argument("--unlabeled", choices=["none", "transfer"], default="none",
                    help="transfer: a seeded subset of IMDB's unlabeled reviews, as many as the pool, joins the "
                         "ensemble's transfer set")
@@ -75,7 +72,6 @@ def main(argv=None):
         common.check_range(args, "labels", 1, POOL_SIZE)  # a negative count would slice the pool from its end
         common.check_range(args, "ngram_buckets", 0)
         common.check_range(args, "bag_epochs", 1)
-        common.check_range(args, "bag_pseudo", 0.0, 1.0)
         training.check_teacher_args(args)
         if args.members is not None:
             store.check_writable(args.members, "--members", folder=True)
@@ -114,13 +110,7 @@ def run(args):
     out = {"dev_acc": best}
     if args.bag:
         bag_start = time.perf_counter()
-        bag_ids, bag_labels = [pool.ids[i] for i in labeled], pool.labels[labeled]
-        if args.bag_pseudo > 0:
-            texts = [pool.ids[i] for i in np.setdiff1d(np.arange(len(pool)), labeled)] + (unlabeled.ids if unlabeled else [])
-            rows, pseudo = confident_labels(teacher, texts, args.bag_pseudo, progress_bar=args.progress)
-            bag_ids, bag_labels = bag_ids + [texts[i] for i in rows], np.concatenate([bag_labels, pseudo])
-            print(f"the bag's pseudo-labels: {len(rows)} of {len(texts)} unlabeled texts", flush=True)
-        teacher = with_bag(teacher, bag_ids, bag_labels, args.seed + 2,
+        teacher = with_bag(teacher, [pool.ids[i] for i in labeled], pool.labels[labeled], args.seed + 2,
                            train=dataclasses.replace(BAG_TRAIN, epochs=args.bag_epochs))
         out["bag_dev_acc"] = evaluate(teacher, dev.ids, dev.labels)
         out["bag_alone_dev_acc"] = evaluate(BagAlone(teacher), dev.ids, dev.labels)

@@ -158,15 +158,6 @@ def with_bag(model, ids, labels, seed, progress=False, w=World(), train=BAG_TRAI
     return hybrid
 
 
-def confident_labels(model, ids, share, **kwargs):
-    """``(rows, labels)``: the ``share`` of ``ids`` that ``model`` labels most confidently, and its labels for them.
-    Pseudo-labels for the bag of n-grams (co-training: one view's confident reviews teach the other view)."""
-    probs = torch.from_numpy(predict_logits(model, ids, **kwargs)).softmax(-1)
-    confidence, labels = probs.max(-1)
-    rows = np.argsort(-confidence.numpy(), kind="stable")[:round(share * len(ids))]
-    return rows, labels.numpy()[rows]
-
-
 def encoder_logits(model, ids, **kwargs):
     """``predict_logits`` of ``model``'s encoder alone, without its bag of n-grams (if it has one)."""
     logits = predict_logits(model, ids, **kwargs)
