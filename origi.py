@@ -181,10 +181,14 @@ def run(args):
     teacher_acc, teacher_held = accuracy(teacher_held_logits, held.labels), teacher_held_logits.argmax(1)
     say(f"{PROG}: transfer set {len(transfer)} reviews ({n_revealed} with revealed labels, {n_unlabeled} unlabeled), "
         f"teacher {split}_acc {teacher_acc:.4f}" + ("" if test is not None else " (the data has no test split)")
-        + f"; the student reads the last {args.student_max_len} tokens")
-    if args.student_max_len < teacher.config.max_len:  # the teacher read whole reviews; the student reads their ends
-        transfer, val, held = (shorten(r, args.student_max_len) for r in (transfer, val, held))
-        tokenizer = AutoTokenizer.from_pretrained(teacher_dir, model_max_length=args.student_max_len)
+        + f"; the student's encoder reads the last {args.student_max_len} tokens"
+        + (f", its bag of n-grams {teacher.config.max_len}" if teacher.bag is not None else ""))
+    train_set, train_val = transfer, val  # what the student's encoder is trained and chosen on
+    if args.student_max_len < teacher.config.max_len:  # the teacher read whole reviews; the student's encoder their ends
+        train_set, train_val = (shorten(r, args.student_max_len) for r in (transfer, val))
+        # With a bag, the student reads what the teacher read: the bag all of it, the encoder its end (the model crops).
+        if teacher.bag is None:
+            tokenizer = AutoTokenizer.from_pretrained(teacher_dir, model_max_length=args.student_max_len)
 
     variants = [] if args.no_distill else [("student", True)]
     variants += [] if args.skip_baseline else [("student_no_kd", False)]
@@ -197,7 +201,8 @@ def run(args):
         folder, run_id = args.out_dir / name, run_key(args, teacher_dir, history, name)
         info = trained_by(folder, run_id)
         if info is None:
-            model, fit_history = train_student(args, teacher.config, transfer, teacher_logits, val, device, distill, w)
+            model, fit_history = train_student(args, teacher.config, train_set, teacher_logits, train_val, device,
+                                               distill, w)
             if teacher.bag is not None:
                 model = beside(model, teacher.bag)
             logits = predict_logits(model, held.ids, w=w)

@@ -56,6 +56,7 @@ class TransformerConfig(PreTrainedConfig):
         ngram_orders=(2, 3),
         bag_dim=0,
         bag_buckets=131072,
+        bag_max_len=0,
         initializer_range=0.02,
         pad_token_id=0,
         **kwargs,
@@ -82,6 +83,9 @@ class TransformerConfig(PreTrainedConfig):
         # A bag of n-grams beside the encoder (0 dimensions: none): its logits are added to the encoder's.
         self.bag_dim = bag_dim
         self.bag_buckets = bag_buckets
+        # The bag reads the last ``bag_max_len`` tokens of a review (0: ``max_len``), the encoder the last ``max_len``
+        # of those: a lookup can read more of the review than attention can afford (the ``full`` student's bag).
+        self.bag_max_len = bag_max_len
         self.initializer_range = initializer_range
         kwargs.setdefault("id2label", {0: "neg", 1: "pos"})
         kwargs.setdefault("label2id", {"neg": 0, "pos": 1})
@@ -166,16 +170,20 @@ class NgramBag(nn.Module):
 
 
 def keep_last_tokens(input_ids, attention_mask, max_len):
-    """Crop each row to its last ``max_len`` real tokens, whatever the padding side.
+    """Crop each row to its first real token (``[CLS]``) and its last ``max_len - 1``, whatever the padding side
+    (a row's real tokens are contiguous): ``(input_ids, attention_mask)``, each ``(B, max_len)``.
 
-    The tokenizer truncates the same way (the end of a review carries its verdict); this makes
-    untruncated input, e.g. from a plain ``pipeline`` call, work too instead of failing.
+    The tokenizer truncates the same way (the end of a review carries its verdict); this makes untruncated input,
+    e.g. from a plain ``pipeline`` call, work too instead of failing, and lets the encoder read the end of what the
+    bag of n-grams reads. Gathers, no sort: it exports to ONNX.
     """
-    mask = attention_mask.bool()  # (B, T)
-    from_end = mask.flip(1).cumsum(1).flip(1)  # (B, T): real tokens from here to the end
-    keep = mask & (from_end <= max_len)
-    order = torch.sort((~keep).int(), dim=1, stable=True).indices[:, :max_len]  # kept tokens first, in order
-    return input_ids.gather(1, order), keep.gather(1, order).long()  # (B, max_len) each
+    mask = attention_mask.long()  # (B, T)
+    n = mask.sum(1, keepdim=True)  # (B, 1): real tokens
+    first = mask.argmax(1, keepdim=True)  # (B, 1): where they start
+    rest = first + (n - (max_len - 1)).clamp(min=1) + torch.arange(max_len - 1, device=input_ids.device)  # (B, L-1)
+    keep = torch.cat([n > 0, rest < first + n], 1)  # (B, max_len)
+    index = torch.where(keep, torch.cat([first, rest], 1), first)  # a dropped slot reads a valid position
+    return input_ids.gather(1, index), keep.long()
 
 
 # Multipliers of the n-gram hash: odd, below 2^20, so that a trigram of ids below 2^15 stays within int64.
@@ -256,6 +264,10 @@ class TransformerClassifier(PreTrainedModel):
     def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        bag_len = self.config.bag_max_len or self.config.max_len
+        if input_ids.shape[1] > bag_len:
+            input_ids, attention_mask = keep_last_tokens(input_ids, attention_mask, bag_len)
+        bag_ids, bag_keep = input_ids, attention_mask.bool()  # (B, T_bag): what the bag reads
         if input_ids.shape[1] > self.config.max_len:
             input_ids, attention_mask = keep_last_tokens(input_ids, attention_mask, self.config.max_len)
         x, keep = self.encode(input_ids, attention_mask)  # (B, T, C), (B, T)
@@ -263,7 +275,7 @@ class TransformerClassifier(PreTrainedModel):
         pooled = (x * w).sum(1) / w.sum(1).clamp(min=1.0)  # (B, C)
         logits = self.head(pooled)  # (B, num_labels)
         if self.bag is not None:
-            logits = logits + self.bag(input_ids, keep)  # (B, num_labels)
+            logits = logits + self.bag(bag_ids, bag_keep)  # (B, num_labels)
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
 

@@ -2,7 +2,7 @@
 
 ``model.onnx`` is exported from the same weights with dynamic batch and length axes and the padding
 mask as an input; ``model.int8.onnx`` quantizes its weights to int8 (activations stay float). Inputs
-are at most the model's ``max_len`` tokens (the tokenizer truncates to that).
+are at most the tokenizer's length: the model's ``max_len``, or its bag's ``bag_max_len`` where that is longer.
 
     python -m labelless.export checkpoints/student      # add both copies to a folder saved without them
 """
@@ -24,7 +24,9 @@ def export_onnx(model, folder):
     folder = Path(folder)
     was_training = model.training
     model.eval()
-    ids = torch.full((2, 8), model.config.pad_token_id + 5, dtype=torch.long, device=model.device)
+    # Longer than the encoder reads where the bag reads more, so that the encoder's crop is part of the graph.
+    length = min(model.config.max_len + 8, model.config.bag_max_len) if model.config.bag_max_len else 8
+    ids = torch.full((2, length), model.config.pad_token_id + 5, dtype=torch.long, device=model.device)
     mask = torch.ones_like(ids)
     mask[1, 4:] = 0  # a padded row, so the mask's use is part of the traced graph
     axes = {"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"}, "logits": {0: "batch"}}

@@ -135,9 +135,12 @@ class BagAlone(torch.nn.Module):
 
 def beside(model, bag=None, seed=0):
     """A copy of ``model`` with a bag of n-grams beside its encoder: a copy of ``bag`` (another model's, for the same
-    tokenizer), else a fresh one drawn from ``seed``."""
+    tokenizer), else a fresh one drawn from ``seed``. A copied bag reads as many tokens as it did in its model, the
+    encoder still the last ``max_len`` of them."""
     config = copy.deepcopy(model.config)
     config.bag_dim, config.bag_buckets = (bag.config.bag_dim, bag.config.bag_buckets) if bag else (BAG_DIM, BAG_BUCKETS)
+    reads = (bag.config.bag_max_len or bag.config.max_len) if bag else 0
+    config.bag_max_len = reads if reads > config.max_len else 0  # a copied bag reads what it was fitted on
     torch.manual_seed(seed)
     hybrid = transformer.TransformerClassifier(config).to(model.device)
     missing, unexpected = hybrid.load_state_dict(model.state_dict(), strict=False)

@@ -188,10 +188,20 @@ def test_the_student_can_read_fewer_tokens_than_the_teacher(parquet_dir, teacher
     monkeypatch.setattr(origi, "distil", recording)
     origi.main(run_args(parquet_dir, teacher, tmp_path / "r.txt", "--skip-baseline", "--max-len", "16"))
     model, tok, _ = load_checkpoint(teacher / "student", "origi.py")
-    assert model.config.max_len == 16 and tok.model_max_length == 16 and seen == [16]
-    assert load_checkpoint(teacher / "teacher", "training.py")[1].model_max_length == 64  # the teacher's is untouched
+    teacher_model, teacher_tok, _ = load_checkpoint(teacher / "teacher", "training.py")
+    assert model.config.max_len == 16 and seen == [16]  # the encoder trained on the last 16 tokens
+    # Its copy of the teacher's bag reads what the teacher's did, the whole 64 tokens; the model crops for the encoder.
+    assert model.config.bag_max_len == 64 and tok.model_max_length == teacher_tok.model_max_length == 64
     text = "the plot was boring and the actors awful, but the ending was great and moving " * 3
-    assert len(tok(text, truncation=True)["input_ids"]) == 16  # the saved tokenizer cuts as training did
+    ids = torch.tensor([tok(text, truncation=True)["input_ids"]])
+    assert ids.shape[1] == 64
+    with torch.no_grad():
+        whole = model(ids).logits
+        bag = model.bag(ids, torch.ones_like(ids, dtype=torch.bool))
+        torch.testing.assert_close(bag, teacher_model.bag(ids, torch.ones_like(ids, dtype=torch.bool)))
+        crop = torch.cat([ids[:, :1], ids[:, -15:]], 1)
+        torch.testing.assert_close(whole, model(crop).logits - model.bag(crop, torch.ones_like(crop, dtype=torch.bool))
+                                   + bag)
     assert read_results(tmp_path / "r.txt")[0]["max_len"] == 16
     for bad in ("65", "0"):
         with pytest.raises(SystemExit) as e:

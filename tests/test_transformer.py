@@ -61,7 +61,7 @@ def test_word_order_matters(tiny_model_and_tokenizer):
 
 
 def test_too_long_input_keeps_its_last_tokens(tiny_model_and_tokenizer):
-    """Untruncated input is cropped like the tokenizer truncates: the last max_len real tokens."""
+    """Untruncated input is cropped like the tokenizer truncates: the first token ([CLS]) and the last max_len - 1."""
     model, _ = tiny_model_and_tokenizer
     L = model.config.max_len
     torch.manual_seed(0)
@@ -71,7 +71,8 @@ def test_too_long_input_keeps_its_last_tokens(tiny_model_and_tokenizer):
     mask = torch.cat([torch.ones_like(long), torch.cat([torch.ones_like(short), torch.zeros((1, L - 1))], 1)]).long()
     with torch.no_grad():
         both = model(ids, attention_mask=mask).logits
-        torch.testing.assert_close(both[0], model(long[:, -L:]).logits[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(both[0], model(torch.cat([long[:, :1], long[:, -(L - 1):]], 1)).logits[0],
+                                   atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(both[1], model(short).logits[0], atol=1e-5, rtol=1e-5)
 
 
@@ -214,3 +215,44 @@ def test_a_bag_of_ngrams_adds_its_logits_ignores_padding_and_reloads(tiny_model_
     loaded, _, _ = load_checkpoint(folder, "test.py")
     with torch.no_grad():
         assert torch.equal(model(ids, attention_mask=mask).logits, loaded(ids, attention_mask=mask).logits)
+
+
+def test_the_bag_can_read_more_of_a_review_than_the_encoder(tiny_model_and_tokenizer, tmp_path):
+    """``bag_max_len``: the bag reads the whole input, the encoder its first token and last ``max_len - 1``, in torch,
+    after a reload, through ``pipeline`` and in the ONNX export (where the encoder's crop is part of the graph)."""
+    from labelless.export import export_onnx
+
+    _, tok = tiny_model_and_tokenizer
+    torch.manual_seed(0)
+    config = transformer.TransformerConfig.from_size("tiny", vocab_size=len(tok), max_len=8, bag_dim=4, bag_buckets=101,
+                                                     bag_max_len=32, pad_token_id=tok.pad_token_id)
+    model = transformer.TransformerClassifier(config).eval()
+    with torch.no_grad():
+        model.bag.emb.weight.mul_(50)  # loud enough to show
+    tok.model_max_length = 32
+    texts = ["a great film, moving and great, the best of the year, I loved it " * 2, "dull"]
+    ids, mask = batch(tok, texts)
+    assert ids.shape[1] > 8
+    long = ids[:1, : int(mask[0].sum())]
+    crop = torch.cat([long[:, :1], long[:, -7:]], 1)
+    with torch.no_grad():
+        logits = model(ids, attention_mask=mask).logits
+        whole, cut = (model.bag(x, torch.ones_like(x, dtype=torch.bool)) for x in (long, crop))
+        torch.testing.assert_close(logits[0], (model(crop).logits - cut + whole)[0])  # the encoder read the crop
+        assert not torch.allclose(whole, cut)
+        torch.testing.assert_close(logits[1:], model(ids[1:, : int(mask[1].sum())]).logits)  # a short one as it is
+    folder = save_checkpoint(model, tok, tmp_path / "m", {})
+    loaded, _, _ = load_checkpoint(folder, "test.py")
+    assert loaded.config.bag_max_len == 32
+    with torch.no_grad():
+        assert torch.equal(logits, loaded(ids, attention_mask=mask).logits)
+    out = transformers.pipeline("text-classification", model=str(folder), device="cpu")(texts[:1])
+    assert out[0]["score"] == pytest.approx(logits[0].softmax(-1).max().item(), abs=1e-5)
+    import onnxruntime as ort
+
+    export_onnx(model, tmp_path)
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    for rows in (slice(0, 2), slice(1, 2)):  # a batch longer than the encoder reads, and a short one
+        n = int(mask[rows].sum(1).max())
+        onnx = session.run(None, {"input_ids": ids[rows, :n].numpy(), "attention_mask": mask[rows, :n].numpy()})[0]
+        np.testing.assert_allclose(onnx, logits[rows].numpy(), atol=1e-5)
