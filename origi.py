@@ -11,6 +11,7 @@ tokens than the teacher (``--max-len``; 256 on ``full``, where the teacher reads
 come from whole reviews, the student learns them from each review's end and serves faster. A teacher with a bag
 of n-grams beside its encoder (``training.py``) gives its encoder's logits as the soft labels, and both students
 get the bag itself: a student too small to learn a sum of n-gram weights from soft labels carries it instead.
+The bag reads what it read in the teacher (all 512 tokens on ``full``), the student's encoder its ``--max-len``.
 
 Writes ``<out-dir>/student/`` (and ``<out-dir>/student_no_kd/``), each with ONNX copies, and one ``results.txt``
 line per model. Run again after an interruption, the same command reuses a model it already trained.
@@ -56,8 +57,8 @@ def parse_args(argv=None):
                         "transfer set; none: the pool alone (default: imdb on quick and full, none on smoke)")
     p.set_defaults(unlabeled_samples=None)  # how many: set by the preset
     p.add_argument("--max-len", dest="student_max_len", type=int, metavar="N",
-                   help="tokens the student reads, each review's last ones: at most the teacher's "
-                        "(full: 256; else the teacher's)")
+                   help="tokens the student's encoder reads, each review's last ones: at most the teacher's "
+                        "(full: 256; else the teacher's); a bag of n-grams copied from the teacher reads the teacher's")
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--no-distill", action="store_true",
                       help="train only the student without a teacher (revealed labels only)")
