@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import make_reviews
 
-from labelless.fit import (BAG_TRAIN, BagAlone, ModelSettings, TrainSettings, accuracy, evaluate, fit, mean_probs,
-                           new_model, predict_logits, warmup_linear_decay, with_bag)
+from labelless.fit import (BAG_TRAIN, BagAlone, ModelSettings, TrainSettings, accuracy, encoder_logits, evaluate, fit,
+                           mean_probs, new_model, predict_logits, warmup_linear_decay, with_bag)
 
 
 class Fixed(torch.nn.Module):
@@ -117,6 +117,8 @@ def test_with_bag_fits_the_bag_alone_beside_an_unchanged_encoder(tiny_model_and_
     assert all(torch.equal(hybrid.state_dict()[k], v) for k, v in model.state_dict().items())
     bag_alone = predict_logits(BagAlone(hybrid), ids)
     assert accuracy(bag_alone, labels) >= 0.9  # the reviews are learnable from their words
+    np.testing.assert_array_equal(encoder_logits(hybrid, ids), predict_logits(model, ids))  # exactly the encoder's
+    assert hybrid.bag is not None
     again = with_bag(model, ids, labels, seed=0)
     assert all(torch.equal(p, q) for p, q in zip(hybrid.parameters(), again.parameters()))
     shorter = with_bag(model, ids, labels, seed=0, train=dataclasses.replace(BAG_TRAIN, epochs=1))
