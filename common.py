@@ -31,7 +31,6 @@ PRESETS = {
         unlabeled_samples=200, distill_epochs=2, n_reviews=40, batch_sizes="1,8", warmup=1, repeats=3,
         pair_seconds=0,  # the timing scripts' --both
         student_unlabeled="none", student_max_len=None,  # origi.py: its transfer set; None: the teacher's length
-        bag_max_len=0,  # the tokens the teacher's bag of n-grams reads (0: max_len's)
     ),
     "quick": dict(
         max_train_samples=12500, max_test_samples=2000, val_size=500, vocab_size=16000, max_len=256,
@@ -40,7 +39,6 @@ PRESETS = {
         unlabeled_samples=12500, distill_epochs=3, n_reviews=1000, batch_sizes="1,32,128", warmup=1, repeats=3,
         pair_seconds=20,  # the timing scripts' --both
         student_unlabeled="imdb", student_max_len=None,  # origi.py: its transfer set; None: the teacher's length
-        bag_max_len=2048,  # the tokens the teacher's bag of n-grams reads (0: max_len's)
     ),
     "full": dict(
         max_train_samples=None, max_test_samples=None, val_size=1000, vocab_size=16000, max_len=512,
@@ -49,7 +47,6 @@ PRESETS = {
         unlabeled_samples=None, distill_epochs=4, n_reviews=1000, batch_sizes="1,32,128", warmup=1, repeats=3,
         pair_seconds=20,  # the timing scripts' --both
         student_unlabeled="imdb", student_max_len=256,  # origi.py: its transfer set; the tokens it reads
-        bag_max_len=0,  # the tokens the teacher's bag of n-grams reads (0: max_len's)
     ),
 }
 

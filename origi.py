@@ -31,7 +31,7 @@ from transformers import AutoTokenizer
 import common
 import transformer
 from labelless import UserError, distributed, store
-from labelless.data import Reviews, encode_rows, shorten, unlabeled_subset
+from labelless.data import Reviews, encode_rows, unlabeled_subset
 from labelless.distill import ALPHA, TEMPERATURE, DistillSettings, distil
 from labelless.fit import (ModelSettings, TrainSettings, accuracy, beside, encoder_logits, evaluate, fit, new_model,
                            predict_logits)
@@ -116,6 +116,13 @@ def load_transfer_data(data, columns, history, tokenizer, progress_bar, unlabele
     return transfer, val, test
 
 
+def shorten(reviews, max_len):
+    """``reviews`` with each id array cut to its last ``max_len`` ids, ``[CLS]`` kept in front: what the same
+    tokenizer truncating at ``max_len`` gives."""
+    ids = [x if len(x) <= max_len else np.concatenate([x[:1], x[len(x) - max_len + 1:]]) for x in reviews.ids]
+    return Reviews(reviews.index, ids, reviews.labels)
+
+
 def train_student(args, teacher_config, transfer, teacher_logits, val, device, distill, w):
     """A student trained with the teacher's soft labels (``distill``) or on revealed labels alone (data-
     parallel over the ranks of ``World`` ``w``)."""
@@ -170,16 +177,15 @@ def run(args):
 
     # Computed once: the soft targets of every transfer review for all epochs. They are the teacher's encoder's:
     # the student gets the teacher's bag of n-grams itself (JOURNAL, "The student with the teacher's bag").
-    reads = teacher.config.bag_max_len or teacher.config.max_len  # the teacher's tokens; its encoder's are the last
     teacher_logits = encoder_logits(teacher, transfer.ids, progress_bar=args.progress, desc="teacher logits", w=w)
     teacher_held_logits = predict_logits(teacher, held.ids, progress_bar=args.progress, w=w)
     teacher_acc, teacher_held = accuracy(teacher_held_logits, held.labels), teacher_held_logits.argmax(1)
     say(f"{PROG}: transfer set {len(transfer)} reviews ({n_revealed} with revealed labels, {n_unlabeled} unlabeled), "
         f"teacher {split}_acc {teacher_acc:.4f}" + ("" if test is not None else " (the data has no test split)")
         + f"; the student's encoder reads the last {args.student_max_len} tokens"
-        + (f", its bag of n-grams {reads}" if teacher.bag is not None else ""))
+        + (f", its bag of n-grams {teacher.config.max_len}" if teacher.bag is not None else ""))
     train_set, train_val = transfer, val  # what the student's encoder is trained and chosen on
-    if args.student_max_len < reads:  # the teacher read whole reviews; the student's encoder their ends
+    if args.student_max_len < teacher.config.max_len:  # the teacher read whole reviews; the student's encoder their ends
         train_set, train_val = (shorten(r, args.student_max_len) for r in (transfer, val))
         # With a bag, the student reads what the teacher read: the bag all of it, the encoder its end (the model crops).
         if teacher.bag is None:

@@ -27,7 +27,6 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -37,7 +36,7 @@ from labelless import UserError, active, distributed, oracle, resume, store
 from labelless.active import ALData, ALSettings
 from labelless.bar import fit_bar
 from labelless.curves import curve_summary, label_savings, plot_curves
-from labelless.data import DataSettings, Reviews, encode_rows, partition, shorten, unlabeled_subset
+from labelless.data import DataSettings, Reviews, encode_rows, partition, unlabeled_subset
 from labelless.fit import ModelSettings, TrainSettings, accuracy, evaluate, with_bag
 from labelless.runtime import say
 from labelless.sources import data_source, load_corpus, load_unlabeled
@@ -79,8 +78,6 @@ def parse_args(argv=None):
                         "of the ensemble step (--ensemble > 1); none: the training split alone")
     p.set_defaults(unlabeled_samples=None, teacher_size=None, dropout=DROPOUT)  # None: set by the preset
     add_teacher_args(p)
-    p.add_argument("--bag-max-len", type=int, help="tokens the bag of n-grams beside the encoder reads, each review's "
-                   "last ones: at least --max-len, which the encoder reads of them (0: --max-len)")
     p.add_argument("--stop-when-stable", type=float, metavar="SHARE",
                    help="end before the budget once fewer than this share of the predictions on a fixed sample of the "
                         "pool changed since the last round (each round logs that share as changed=)")
@@ -126,9 +123,6 @@ def check_args(args, pool_size, n_classes):
     common.check_range(args, "pool_sample", 0)
     common.check_range(args, "stop_when_stable", 0, 1, low_open=True)
     check_teacher_args(args)
-    if 0 < args.bag_max_len < args.max_len or args.bag_max_len < 0:
-        raise UserError(f"--bag-max-len {args.bag_max_len} is under --max-len {args.max_len}: the bag reads at least what "
-                        f"the encoder reads; pass 0 (the same) or at least {args.max_len}")
 
 
 def parse_seeds(args):
@@ -143,7 +137,7 @@ def settings(args):
     keys = ("preset", "strategy", "initial_labels", "query_size", "label_budget", "pool_sample", "ensemble",
             "epochs", "lr", "batch_size", "dropout", "val_size", "vocab_size", "max_len", "teacher_size",
             "max_train_samples", "max_test_samples", "seed", "unlabeled", "text_column", "label_column", "classes",
-            "oracle", "stop_when_stable", "bag_max_len")
+            "oracle", "stop_when_stable")
     return {k: getattr(args, k) for k in keys} | {
         "data": data_source(args.data), "unlabeled_samples": args.unlabeled_samples if args.unlabeled == "imdb" else None}
 
@@ -180,17 +174,8 @@ def unlabeled_rows(args, seed):
     return unsup, unlabeled_subset(len(unsup), args.unlabeled_samples, seed)
 
 
-class BagReviews(NamedTuple):
-    """The pool, validation and test ``Reviews`` as the teacher reads them, the last ``--bag-max-len`` tokens: its
-    bag of n-grams is fitted on them and it is scored on them (its encoder cropping them to ``--max-len``)."""
-
-    pool: Reviews
-    val: Reviews
-    test: Reviews
-
-
 def prepare(args, seeds, corpus, device, w):
-    """``(ALData, BagReviews)`` of the run: the partition, a tokenizer trained on its training texts, the encoded
+    """The run's ``ALData``: the partition, a tokenizer trained on its training texts, the encoded
     splits and unlabeled reviews, and word vectors from the training texts (texts, not labels). Every
     rank of a multi-process run prepares the same (checked for the tokenizer)."""
     train, test_split = corpus.train, corpus.test
@@ -207,28 +192,25 @@ def prepare(args, seeds, corpus, device, w):
     start = time.perf_counter()
     # The unlabeled reviews stay out of the tokenizer and the word vectors: there they lost on the
     # development set (benchmarks/JOURNAL.md, "IMDB's unlabeled reviews").
-    # The tokenizer keeps what the bag reads; the encoder, and all that trains it, sees the last max_len tokens.
-    reads = max(args.bag_max_len, args.max_len)
     tokenizer = (args.resume and resume.saved_tokenizer(args.out_dir, args.strategy, seeds)) or train_tokenizer(
-        train.select(part.texts)["text"], args.vocab_size, reads)
+        train.select(part.texts)["text"], args.vocab_size, args.max_len)
     distributed.check_same(tokenizer.backend_tokenizer.to_str(), "the tokenizer", w)
-    whole = BagReviews(encode_rows(train, part.pool, tokenizer, args.progress),
-                       encode_rows(train, part.val, tokenizer, args.progress),
-                       encode_rows(test_split, part.test, tokenizer, args.progress) if test_split is not None
-                       else Reviews(part.test, [], part.test))
-    pool, val, test = (shorten(r, args.max_len) for r in whole)
-    unlabeled = shorten(encode_rows(unsup, unsup_rows, tokenizer, args.progress), args.max_len) if unsup else None
-    cut = np.mean([len(x) >= args.max_len for x in whole.pool.ids])
+    pool = encode_rows(train, part.pool, tokenizer, args.progress)
+    val = encode_rows(train, part.val, tokenizer, args.progress)
+    test = (encode_rows(test_split, part.test, tokenizer, args.progress) if test_split is not None
+            else Reviews(part.test, [], part.test))
+    unlabeled = encode_rows(unsup, unsup_rows, tokenizer, args.progress) if unsup else None
+    cut = np.mean([len(x) == args.max_len for x in pool.ids])  # longer reviews were cut to max_len
     say(f"{PROG}: pool {len(pool)}, validation {len(val)}, test {len(test)}, unlabeled {len(unsup_rows)}, "
-        f"tokenizer + encoding {time.perf_counter() - start:.1f}s, device {device}; the encoder reads the last "
-        f"{args.max_len} tokens ({cut:.0%} of pool reviews fill them), the bag of n-grams the last {reads}")
+        f"tokenizer + encoding {time.perf_counter() - start:.1f}s, device {device}; {cut:.0%} of pool reviews "
+        f"cut to their last {args.max_len} tokens")
     start = time.perf_counter()
     vectors = word_vectors(pool.ids + val.ids, len(tokenizer), transformer.SIZES[args.teacher_size]["d_model"])
     say(f"{PROG}: word vectors from the training texts {time.perf_counter() - start:.1f}s")
-    return ALData(pool, val, test, tokenizer, vectors, device, unlabeled, w), whole
+    return ALData(pool, val, test, tokenizer, vectors, device, unlabeled, w)
 
 
-def run_one(args, strategy, seed, data, whole, corpus):
+def run_one(args, strategy, seed, data, corpus):
     """One active-learning run, resumed if it was interrupted. Returns ``(teacher, run record, results
     line)``; the line is kept in the run's saved state, so that a resumed run reports it once. A run
     that waits for a person's answers returns ``(None, None, path of the queries)``."""
@@ -253,14 +235,13 @@ def run_one(args, strategy, seed, data, whole, corpus):
         final = state.get("ensemble_step", state["rounds"][-1])
         # The bag of n-grams beside the encoder; the encoder alone is its ablation, measured in the same run.
         encoder, labeled = model, state["labeled"]
-        model = with_bag(encoder, [whole.pool.ids[i] for i in labeled], data.pool.labels[labeled], seed,
-                         reads=args.bag_max_len, w=data.world)
-        test_accs = {prefix + "test_acc": evaluate(m, test.ids, test.labels, w=data.world)
-                     for prefix, m, test in (("", model, whole.test), ("encoder_", encoder, data.test)) if len(test)}
+        model = with_bag(encoder, [data.pool.ids[i] for i in labeled], data.pool.labels[labeled], seed, w=data.world)
+        test_accs = {prefix + "test_acc": evaluate(m, data.test.ids, data.test.labels, w=data.world)
+                     for prefix, m in (("", model), ("encoder_", encoder)) if len(data.test)}
         state["result"] = dict(
             model="teacher", strategy=strategy, labels_used=final["labels_used"], pool_size=len(data.pool),
             rounds=len(state["rounds"]) - 1, **test_accs, encoder_val_acc=final["val_acc"],
-            val_acc=evaluate(model, whole.val.ids, whole.val.labels, w=data.world), params=model.num_params(),
+            val_acc=evaluate(model, data.val.ids, data.val.labels, w=data.world), params=model.num_params(),
             train_seconds=state.get("seconds", 0.0) + time.perf_counter() - start, seed=seed, preset=args.preset,
             retrain="cold", self_distilled="ensemble_step" in state,
             ensemble=args.ensemble if "ensemble_step" in state else 1, unlabeled=n_unlabeled(data),
@@ -317,12 +298,12 @@ def run(args):
                         "(e.g. --classes neg,pos)")
     if corpus.test is None and args.eval_test_each_round:
         raise UserError(f"--eval-test-each-round needs a test split, and {data_source(args.data)} has none: drop the flag")
-    data, whole = prepare(args, seeds, corpus, device, w)
+    data = prepare(args, seeds, corpus, device, w)
 
     runs, results, teacher = [], [], None
     for strategy in strategies:
         for seed in seeds:
-            model, record, result = run_one(args, strategy, seed, data, whole, corpus)
+            model, record, result = run_one(args, strategy, seed, data, corpus)
             if model is None:  # waiting for a person's answers
                 return {"queries": str(result) if w.main else None}
             runs.append(record)

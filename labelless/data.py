@@ -122,13 +122,6 @@ class Reviews:
         return len(self.index)
 
 
-def shorten(reviews, max_len):
-    """``reviews`` with each id array cut to its last ``max_len`` ids, ``[CLS]`` kept in front: what the same
-    tokenizer truncating at ``max_len`` gives."""
-    ids = [x if len(x) <= max_len else np.concatenate([x[:1], x[len(x) - max_len + 1:]]) for x in reviews.ids]
-    return Reviews(reviews.index, ids, reviews.labels)
-
-
 def encode_rows(dataset, index, tokenizer, progress_bar=True):
     """``Reviews`` of the rows ``index`` of an IMDB split (labels -1 where it has none: the unlabeled reviews)."""
     from .text import encode

@@ -133,13 +133,13 @@ class BagAlone(torch.nn.Module):
         return SequenceClassifierOutput(logits=self.bag(input_ids, attention_mask.bool()))
 
 
-def beside(model, bag=None, seed=0, reads=0):
+def beside(model, bag=None, seed=0):
     """A copy of ``model`` with a bag of n-grams beside its encoder: a copy of ``bag`` (another model's, for the same
-    tokenizer), else a fresh one drawn from ``seed``. The bag reads the last ``reads`` tokens (0: ``max_len``; a copied
-    bag as many as it did in its model), the encoder still the last ``max_len`` of them."""
+    tokenizer), else a fresh one drawn from ``seed``. A copied bag reads as many tokens as it did in its model, the
+    encoder still the last ``max_len`` of them."""
     config = copy.deepcopy(model.config)
     config.bag_dim, config.bag_buckets = (bag.config.bag_dim, bag.config.bag_buckets) if bag else (BAG_DIM, BAG_BUCKETS)
-    reads = (bag.config.bag_max_len or bag.config.max_len) if bag else reads
+    reads = (bag.config.bag_max_len or bag.config.max_len) if bag else 0
     config.bag_max_len = reads if reads > config.max_len else 0  # a copied bag reads what it was fitted on
     torch.manual_seed(seed)
     hybrid = transformer.TransformerClassifier(config).to(model.device)
@@ -150,11 +150,11 @@ def beside(model, bag=None, seed=0, reads=0):
     return hybrid
 
 
-def with_bag(model, ids, labels, seed, reads=0, progress=False, w=World(), train=BAG_TRAIN):
+def with_bag(model, ids, labels, seed, progress=False, w=World(), train=BAG_TRAIN):
     """A copy of ``model`` with a bag of n-grams beside its encoder, the bag fitted on token ids ``ids`` and
     ``labels`` by itself (``train``: its schedule): two different models of the same labels, their logits added in
-    one. The bag reads the last ``reads`` tokens of a review (0: the encoder's ``max_len``), as ``ids`` hold them."""
-    hybrid = beside(model, seed=seed, reads=reads)
+    one."""
+    hybrid = beside(model, seed=seed)
     y = torch.as_tensor(np.asarray(labels)).long().to(model.device)
     fit(BagAlone(hybrid), ids, lambda logits, idx: F.cross_entropy(logits, y[idx]),
         dataclasses.replace(train, progress=progress), seed, desc="bag of n-grams", w=w)

@@ -10,8 +10,8 @@ import pytest
 from conftest import make_reviews
 
 from labelless import UserError
-from labelless.data import (VAL_BLOCK, DataSettings, Reviews, encode_rows, hold_out, partition, shorten,
-                            stratified_subset, unlabeled_subset)
+from labelless.data import (VAL_BLOCK, DataSettings, encode_rows, hold_out, partition, stratified_subset,
+                            unlabeled_subset)
 from labelless.sources import LABEL_NAMES, Columns, data_source, load_corpus, load_imdb, load_unlabeled
 
 
@@ -306,11 +306,3 @@ def test_a_label_outside_the_declared_class_names_is_refused(tmp_path, parquet_d
     with pytest.raises(UserError, match=r"\(train\) row 1 has label 2, neither a class name \(neg, pos\) nor an "
                                         "integer class id: fix that row"):
         load_corpus(str(parquet_dir))
-
-
-def test_shorten_keeps_the_end_as_the_tokenizer_does(tiny_model_and_tokenizer):
-    _, tok = tiny_model_and_tokenizer
-    texts = ["a great and moving film, " * 5, "dull"]
-    long = Reviews(np.arange(2), [np.array(x) for x in tok(texts, truncation=True)["input_ids"]], np.zeros(2))
-    tok.model_max_length = 10
-    assert [x.tolist() for x in shorten(long, 10).ids] == tok(texts, truncation=True)["input_ids"]

@@ -12,6 +12,7 @@ import common
 import origi
 import training
 from labelless import store
+from labelless.data import Reviews
 from labelless.distill import distil
 from labelless.fit import predict_logits
 from labelless.store import load_checkpoint, read_json, read_results
@@ -214,21 +215,9 @@ def test_the_presets_length_is_capped_by_a_shorter_teachers(parquet_dir, teacher
     assert load_checkpoint(teacher / "student", "origi.py")[0].config.max_len == 64  # the smoke teacher's
 
 
-def test_a_teacher_whose_bag_reads_more_gives_the_student_its_bag_and_its_encoder_the_end(parquet_dir, tmp_path,
-                                                                                           monkeypatch):
-    ck = tmp_path / "ck"
-    training.main(run_args(parquet_dir, ck, tmp_path / "training.txt", "--max-len", "16", "--bag-max-len", "48"))
-    seen, real = [], origi.distil
-
-    def recording(model, ids, *args, **kwargs):
-        seen.append(max(len(x) for x in ids))
-        return real(model, ids, *args, **kwargs)
-
-    monkeypatch.setattr(origi, "distil", recording)
-    origi.main(run_args(parquet_dir, ck, tmp_path / "r.txt", "--skip-baseline"))
-    model, tok, _ = load_checkpoint(ck / "student", "origi.py")
-    teacher_model = load_checkpoint(ck / "teacher", "training.py")[0]
-    assert seen == [16] and model.config.max_len == 16  # the teacher's encoder's length, the student's default
-    assert model.config.bag_max_len == 48 and tok.model_max_length == 48
-    for key, value in teacher_model.bag.state_dict().items():
-        assert torch.equal(model.bag.state_dict()[key], value)
+def test_shorten_keeps_the_end_as_the_tokenizer_does(tiny_model_and_tokenizer):
+    _, tok = tiny_model_and_tokenizer
+    texts = ["a great and moving film, " * 5, "dull"]
+    long = Reviews(np.arange(2), [np.array(x) for x in tok(texts, truncation=True)["input_ids"]], np.zeros(2))
+    tok.model_max_length = 10
+    assert [x.tolist() for x in origi.shorten(long, 10).ids] == tok(texts, truncation=True)["input_ids"]
