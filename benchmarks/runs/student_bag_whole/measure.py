@@ -24,15 +24,24 @@ def tail(x, n):
     return x if len(x) <= n else np.concatenate([x[:1], x[len(x) - n + 1:]])
 
 
-def main(members, seeds):
+def development(members, seed, length=None):
+    """``(encoder, pool, dev, labeled)``: the kept development encoder of ``seed``, `teacher_dev`'s pool and
+    development reviews encoded by its tokenizer (cut at ``length`` tokens, else at the tokenizer's), and the rows of
+    the pool whose 8,000 labels it was trained on."""
     train, _ = load_imdb(None)
     labels = np.asarray(train["label"])
     rest, dev_index = hold_out(np.arange(len(labels)), labels, DEV_SIZE, seed=0, block=DEV_BLOCK)
+    model, tokenizer, _ = store.load_checkpoint(Path(members) / f"seed{seed}_member{seed}", "measure.py")
+    if length:
+        tokenizer.model_max_length = length
+    pool_index = rest[stratified_subset(labels[rest], POOL_SIZE, seed)]
+    pool, dev = (encode_rows(train, index, tokenizer, False) for index in (pool_index, dev_index))
+    return model, pool, dev, np.random.default_rng(seed).permutation(len(pool))[:8000]
+
+
+def main(members, seeds):
     for seed in seeds:
-        model, tokenizer, _ = store.load_checkpoint(Path(members) / f"seed{seed}_member{seed}", "measure.py")
-        pool_index = rest[stratified_subset(labels[rest], POOL_SIZE, seed)]
-        pool, dev = (encode_rows(train, index, tokenizer, False) for index in (pool_index, dev_index))
-        labeled = np.random.default_rng(seed).permutation(len(pool))[:8000]
+        model, pool, dev, labeled = development(members, seed)
         hybrid = with_bag(model, [pool.ids[i] for i in labeled], pool.labels[labeled], seed + 2)  # teacher_dev's bag
         short = [tail(x, STUDENT_LEN) for x in dev.ids]
         enc_512, enc_256 = (encoder_logits(hybrid, ids) for ids in (dev.ids, short))

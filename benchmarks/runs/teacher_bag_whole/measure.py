@@ -8,34 +8,18 @@ the development reviews the same way; the encoder reads the last 512 tokens (`fu
 """
 
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks.teacher_dev import DEV_BLOCK, DEV_SIZE, POOL_SIZE
-from labelless import store
-from labelless.data import encode_rows, hold_out, stratified_subset
+from benchmarks.runs.student_bag_whole.measure import development, tail
 from labelless.fit import BagAlone, accuracy, encoder_logits, predict_logits, with_bag
-from labelless.sources import load_imdb
 
 WHOLE = 2048
 
 
-def tail(x, n):
-    """The last ``n`` ids, ``[CLS]`` kept in front: what a tokenizer truncating at ``n`` gives (``origi.shorten``)."""
-    return x if len(x) <= n else np.concatenate([x[:1], x[len(x) - n + 1:]])
-
-
 def main(members, seeds):
-    train, _ = load_imdb(None)
-    labels = np.asarray(train["label"])
-    rest, dev_index = hold_out(np.arange(len(labels)), labels, DEV_SIZE, seed=0, block=DEV_BLOCK)
     for seed in seeds:
-        model, tokenizer, _ = store.load_checkpoint(Path(members) / f"seed{seed}_member{seed}", "measure.py")
-        tokenizer.model_max_length = WHOLE
-        pool_index = rest[stratified_subset(labels[rest], POOL_SIZE, seed)]
-        pool, dev = (encode_rows(train, index, tokenizer, False) for index in (pool_index, dev_index))
-        labeled = np.random.default_rng(seed).permutation(len(pool))[:8000]
+        model, pool, dev, labeled = development(members, seed, WHOLE)
         y = pool.labels[labeled]
         pool_ids = {n: [tail(pool.ids[i], n) for i in labeled] for n in (256, 512, WHOLE)}
         dev_ids = {n: [tail(x, n) for x in dev.ids] for n in (256, 512, WHOLE)}
