@@ -5,6 +5,7 @@
     PYTHONPATH=. python benchmarks/runs/student_bag_whole/measure.py /work/dev_members 1 2 3
 """
 
+import functools
 import sys
 from pathlib import Path
 
@@ -24,13 +25,21 @@ def tail(x, n):
     return x if len(x) <= n else np.concatenate([x[:1], x[len(x) - n + 1:]])
 
 
+@functools.cache
+def split():
+    """``(train split, labels, rest, development rows)``: IMDB read and `teacher_dev`'s development set held out, once
+    for all seeds."""
+    train, _ = load_imdb(None)
+    labels = np.asarray(train["label"])
+    rest, dev_index = hold_out(np.arange(len(labels)), labels, DEV_SIZE, seed=0, block=DEV_BLOCK)
+    return train, labels, rest, dev_index
+
+
 def development(members, seed, length=None):
     """``(encoder, pool, dev, labeled)``: the kept development encoder of ``seed``, `teacher_dev`'s pool and
     development reviews encoded by its tokenizer (cut at ``length`` tokens, else at the tokenizer's), and the rows of
     the pool whose 8,000 labels it was trained on."""
-    train, _ = load_imdb(None)
-    labels = np.asarray(train["label"])
-    rest, dev_index = hold_out(np.arange(len(labels)), labels, DEV_SIZE, seed=0, block=DEV_BLOCK)
+    train, labels, rest, dev_index = split()
     model, tokenizer, _ = store.load_checkpoint(Path(members) / f"seed{seed}_member{seed}", "measure.py")
     if length:
         tokenizer.model_max_length = length
