@@ -4,7 +4,8 @@
 #   NPROC=2 bash benchmarks/pipeline.sh quick benchmarks/runs/quick_torchrun   # training and distillation on 2 ranks
 # Extra arguments go to every script (e.g. --threads 2). Needs IMDB_DATA or network access. With NPROC > 1,
 # training.py and origi.py run under torchrun with NPROC processes (one per GPU on a GPU machine); the
-# timing scripts always run in one process.
+# timing scripts always run in one process. TRAINING_ARGS: extra arguments for training.py alone (e.g.
+# TRAINING_ARGS="--unlabeled imdb").
 set -euo pipefail
 preset=${1:?usage: pipeline.sh PRESET OUT_DIR [script args...]}
 out=${2:?usage: pipeline.sh PRESET OUT_DIR [script args...]}
@@ -23,7 +24,9 @@ if [ -e "$out/results.txt" ]; then mv "$out/results.txt" "$out/results.prev.txt"
     if [ "${NPROC:-1}" -gt 1 ] && [[ $script == training.py || $script == origi.py ]]; then
       launch=(python -m torch.distributed.run --standalone --nproc_per_node "$NPROC")
     fi
-    "${launch[@]}" "$script" --preset "$preset" --out-dir "$out/checkpoints" --results "$out/results.txt" --no-progress "$@"
+    own=()
+    if [[ $script == training.py ]]; then read -ra own <<< "${TRAINING_ARGS:-}"; fi
+    "${launch[@]}" "$script" --preset "$preset" --out-dir "$out/checkpoints" --results "$out/results.txt" --no-progress "${own[@]}" "$@"
     echo "# wall time $script: $(python -c "print(f'{$(date +%s.%N) - $start:.0f}')") s"
   done
   # The numbers to quote: the student against each model in back-to-back pairs of passes, median ratios.
