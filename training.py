@@ -76,9 +76,7 @@ def parse_args(argv=None):
     p.add_argument("--unlabeled", choices=["imdb", "none"], default="none",
                    help="imdb: IMDB's unlabeled reviews (a seeded subset on the small presets) join the transfer set "
                         "of the ensemble step (--ensemble > 1); none: the training split alone")
-    p.add_argument("--unlabeled-samples", type=int, metavar="N",
-                   help="with --unlabeled imdb: a seeded subset of N of them (default: the preset's; all on full)")
-    p.set_defaults(teacher_size=None, dropout=DROPOUT)  # None: set by the preset
+    p.set_defaults(unlabeled_samples=None, teacher_size=None, dropout=DROPOUT)  # None: set by the preset
     add_teacher_args(p)
     p.add_argument("--stop-when-stable", type=float, metavar="SHARE",
                    help="end before the budget once fewer than this share of the predictions on a fixed sample of the "
@@ -123,7 +121,6 @@ def check_args(args, pool_size, n_classes):
         raise UserError(f"--label-budget {args.label_budget} exceeds the {pool_size} pool + {args.val_size} "
                         "validation reviews: lower it or use more training data")
     common.check_range(args, "pool_sample", 0)
-    common.check_range(args, "unlabeled_samples", 1)
     common.check_range(args, "stop_when_stable", 0, 1, low_open=True)
     check_teacher_args(args)
 
